@@ -1,0 +1,98 @@
+"""The three services a build talks to, each behind a small protocol.
+
+Implementations take their clients through the constructor (no module-level clients), so a
+test passes a fake, a local backend or the real SDK. Every implementation has:
+
+``name``     the backend name recorded in manifests and fingerprints ("html", "notion", ...).
+``remote``   True when calls leave the machine or cost money.
+``settings`` the settings that shape its output (part of the stage fingerprint, no secrets).
+``durable(outputs)``  a *cheap, local* check that a recorded output still exists (no network:
+             a remote backend trusts its record and returns True).
+
+Outputs are plain JSON-able dicts: they go into the manifest as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from esl_build.lesson.model import Lesson
+
+
+@dataclass(frozen=True, slots=True)
+class Pcm:
+    """Mono signed 16-bit little-endian audio."""
+
+    samples: bytes
+    rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / 2 / self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class PageSpec:
+    """What a publisher needs to render one lesson's page (pure data, built by the plan)."""
+
+    lesson: Lesson
+    preset_name: str | None = None
+    preset: dict[str, Any] = field(default_factory=dict)  # {"h2": colour, "h3": ..., ...}
+
+
+class Publisher(Protocol):
+    """Turns a lesson into one page and links audio into it. HtmlPublisher, NotionPublisher."""
+
+    name: str
+    remote: bool
+    settings: dict[str, Any]
+
+    def publish(self, spec: PageSpec, known: dict[str, Any] | None) -> dict[str, Any]:
+        """Create the page, or update the one in ``known`` (the last import outputs) in place.
+
+        Returns outputs with at least ``pageId`` and ``url``."""
+        ...
+
+    def link_audio(self, page: dict[str, Any], audio_url: str,
+                   known: dict[str, Any] | None) -> dict[str, Any]:
+        """Put (or replace) our audio player on the page. Returns outputs with ``blockId``."""
+        ...
+
+    def durable(self, outputs: dict[str, Any]) -> bool: ...
+
+
+class Voice(Protocol):
+    """Speaks text with a named voice. EspeakVoice, ElevenLabsVoice."""
+
+    name: str
+    remote: bool
+    settings: dict[str, Any]
+    max_concurrency: int
+
+    def assign(self, lesson: Lesson) -> dict[str, str]:
+        """Speaker → voice id for every speaker of the study text (pure, deterministic).
+
+        Narration without a named speaker uses the key ``""``."""
+        ...
+
+    def synthesize(self, text: str, voice_id: str) -> Pcm: ...
+
+
+class Storage(Protocol):
+    """Keeps audio files under keys and gives them URLs. LocalStorage, S3Storage."""
+
+    name: str
+    remote: bool
+    settings: dict[str, Any]
+
+    def put(self, file: Path, key: str, *, sha256: str, content_type: str) -> dict[str, Any]:
+        """Store ``file`` at ``key`` (idempotent). Returns ``bucket``, ``key``, ``etag``, ``url``."""
+        ...
+
+    def fetch(self, outputs: dict[str, Any], dest: Path) -> None:
+        """Copy the stored object of an earlier ``put`` back to ``dest``."""
+        ...
+
+    def durable(self, outputs: dict[str, Any]) -> bool: ...
