@@ -92,6 +92,7 @@ class SpeakerProfile:
     age: str | None = None
     accent: str | None = None
     style: str | None = None
+    voice: str | None = None  # an explicit voice id or name (the predecessor accepted it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,126 @@
+"""The five stages and the engine that decides, runs and records them.
+
+``status(project, stage, id)`` is pure: it says whether a stage is stale and why (which input
+changed, or which output is gone). ``run(project, stage, id)`` takes the lesson's lease,
+checks again (another worker may have just done it), applies the plan and writes the
+stage's record at once, so a kill loses nothing completed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from esl_build.errors import EslBuildError, LessonInvalid
+from esl_build.stages import add_audio, import_page, tts, upload, validate
+from esl_build.stages.base import STAGES, UPSTREAM, Cost, Outcome, Plan, Waiting
+from esl_build.state.manifest import record_stage
+
+if TYPE_CHECKING:
+    from esl_build.project import Project
+
+MODULES: dict[str, ModuleType] = {"validate": validate, "import": import_page, "tts": tts,
+                                  "upload": upload, "add-audio": add_audio}
+
+__all__ = ["MODULES", "STAGES", "UPSTREAM", "Cost", "Outcome", "Plan", "Status", "Waiting",
+           "estimate", "run", "status"]
+
+
+@dataclass(frozen=True)
+class Status:
+    """Whether one stage of one lesson is up to date; ``reason`` is empty when it is."""
+
+    stage: str
+    lesson_id: str
+    reason: str
+    plan: Plan | None = None
+    record: dict[str, Any] | None = None
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.reason)
+
+
+def status(project: Project, stage: str, lesson_id: str) -> Status:
+    """Compare the stage's current plan with its record. Writes and calls nothing."""
+    record = ((project.store.read(lesson_id) or {}).get("stages") or {}).get(stage)
+    try:
+        plan = MODULES[stage].plan(project, lesson_id)
+    except Waiting as waiting:
+        return Status(stage, lesson_id, str(waiting), None, record)
+    except LessonInvalid:
+        return Status(stage, lesson_id, "the lesson has errors (see esl-build validate)",
+                      None, record)
+    if record is None:
+        reason = "never built"
+    elif "fingerprint" not in record:
+        reason = "forgotten (doit forget): runs again, keeping its page/object ids"
+    elif record["fingerprint"] != plan.fingerprint:
+        reason = "changed: " + ", ".join(_changed(record.get("inputs", {}), plan.inputs))
+    elif not MODULES[stage].durable(project, lesson_id, record):
+        reason = "output missing"
+    else:
+        reason = ""
+    return Status(stage, lesson_id, reason, plan, record)
+
+
+@dataclass(frozen=True)
+class Result:
+    stage: str
+    lesson_id: str
+    ran: bool
+    cost: Cost = Cost()
+
+
+def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) -> Result:
+    """Run one stage of one lesson if it is stale (or ``force``), and record it.
+
+    Raises ``EslBuildError`` subclasses for anything a user can fix."""
+    with project.store.lease(lesson_id):
+        current = status(project, stage, lesson_id)
+        if current.plan is None:
+            if stage != "validate" and "errors" in current.reason:
+                project.lesson(lesson_id)  # raises LessonInvalid with every problem
+            raise EslBuildError(f"{stage}:{lesson_id}: {current.reason}; "
+                                f"run `doit {stage}:{lesson_id}` to build what it needs")
+        if not current.stale and not force:
+            return Result(stage, lesson_id, ran=False)
+        plan = current.plan
+        outcome: Outcome = MODULES[stage].apply(project, plan)
+        remote = _is_remote(project, stage)
+        project.store.update(lesson_id, lambda manifest: record_stage(
+            manifest, stage=stage, backend=plan.backend, remote=remote,
+            fingerprint=plan.fingerprint,
+            inputs=plan.inputs, outputs=outcome.outputs, cost=outcome.cost.to_json(),
+            run_id=project.settings.run_id))
+        return Result(stage, lesson_id, ran=True, cost=outcome.cost)
+
+
+SERVICE_OF = {"import": "publisher", "tts": "voice", "upload": "storage", "add-audio": "publisher"}
+
+
+def _is_remote(project: Project, stage: str) -> bool:
+    """Whether the stage's backend leaves the machine (its identities must be kept)."""
+    return stage in SERVICE_OF and getattr(project, SERVICE_OF[stage]).remote
+
+
+def estimate(project: Project, current: Status) -> Cost:
+    """What running a stale stage would spend (characters to synthesise, requests to send)."""
+    if current.plan is None:
+        return Cost()
+    estimator = getattr(MODULES[current.stage], "estimate", None)
+    return estimator(project, current.plan) if estimator else Cost()
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    names = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            names += [f"{key}.{sub}" for sub in _changed(old, new)]
+        else:
+            names.append(key)
+    return names or ["inputs"]

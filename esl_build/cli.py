@@ -1,0 +1,209 @@
+"""``esl-build``: the command line. The one place where errors become exit codes.
+
+::
+
+    esl-build validate PATH... [--strict] [--json]   check lessons, print path:line: messages
+    esl-build build [DOIT ARGS...]                   run the build graph (same as `doit`)
+    esl-build plan [ID...] [--json]                  stale stages, why, and what they'd cost
+    esl-build status [ID...] [--json]                what each manifest records
+    esl-build rerun ID --steps tts,upload,add-audio  force stages without re-running upstream
+    esl-build init DIR                               scaffold a lessons repository
+    esl-build env                                    the variables esl-build reads, and backends
+
+Exit codes: 0 success, 1 a lesson or a stage failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from esl_build.errors import ConfigInvalid, EslBuildError
+from esl_build.project import Project
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``esl-build`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "validate":
+        from esl_build.lesson.cli import run_validate
+        return run_validate(argv[1:])
+    if argv and argv[0] == "build":
+        return run_doit(argv[1:])
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except EslBuildError as error:
+        print(f"esl-build: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_doit(args: list[str]) -> int:
+    """Run doit with esl-build's tasks (no dodo.py needed)."""
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    from esl_build import tasks
+    return DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esl-build", description=__doc__.split("::")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("validate", help="check lessons (see esl-build validate --help)")
+    sub.add_parser("build", help="run the build graph; arguments go to doit")
+
+    plan = sub.add_parser("plan", help="list stale stages with the reason and estimated cost")
+    plan.add_argument("ids", nargs="*", metavar="ID", help="lesson ids (default: all)")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(handler=cmd_plan)
+
+    status = sub.add_parser("status", help="summarise lesson manifests")
+    status.add_argument("ids", nargs="*", metavar="ID", help="lesson ids (default: all)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=cmd_status)
+
+    rerun = sub.add_parser("rerun", help="force stages of one lesson, without upstream")
+    rerun.add_argument("id", metavar="ID", help="lesson id, e.g. unit1 or b1/unit1")
+    rerun.add_argument("--steps", default="upload,add-audio",
+                       help="comma-separated stages (default: upload,add-audio)")
+    rerun.set_defaults(handler=cmd_rerun)
+
+    init = sub.add_parser("init", help="scaffold a lessons repository that builds at once")
+    init.add_argument("dir", type=Path, help="folder to create (must be empty or missing)")
+    init.set_defaults(handler=cmd_init)
+
+    env = sub.add_parser("env", help="the environment variables esl-build reads")
+    env.set_defaults(handler=cmd_env)
+    return parser
+
+
+def _ids(project: Project, wanted: list[str]) -> list[str]:
+    known = project.lesson_ids()
+    missing = [i for i in wanted if i not in known]
+    if missing:
+        raise ConfigInvalid(f"unknown lesson id(s): {', '.join(missing)}; "
+                            f"lessons under {project.settings.relative(project.settings.lessons_dir)}"
+                            f": {', '.join(known) or '(none)'}")
+    return wanted or known
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from esl_build.stages import STAGES, Cost, estimate, status
+
+    project = Project.current()
+    rows, total = [], Cost()
+    for lesson_id in _ids(project, args.ids):
+        for stage in STAGES:
+            current = status(project, stage, lesson_id)
+            if not current.stale:
+                continue
+            cost = estimate(project, current)
+            total += cost
+            rows.append({"task": f"{stage}:{lesson_id}", "reason": current.reason,
+                         **cost.to_json()})
+    if args.json:
+        print(json.dumps({"stale": rows, "total": total.to_json()}, indent=2))
+        return 0
+    for row in rows:
+        extra = (f"  [{row['characters']} chars, {row['requests']} requests]"
+                 if row["characters"] or row["requests"] else "")
+        print(f"{row['task']}: {row['reason']}{extra}")
+    print(f"{len(rows)} stale stage(s); estimated {total.characters} characters to synthesise, "
+          f"{total.requests} requests to send")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from esl_build.stages import STAGES, status
+
+    project = Project.current()
+    report = []
+    for lesson_id in _ids(project, args.ids):
+        stages = {}
+        for stage in STAGES:
+            current = status(project, stage, lesson_id)
+            record = current.record or {}
+            stages[stage] = {"state": "stale" if current.stale else "done",
+                             "reason": current.reason, "backend": record.get("backend"),
+                             "finishedAt": record.get("finishedAt"),
+                             "outputs": record.get("outputs", {})}
+        report.append({"lesson": lesson_id, "manifest": project.store.location(lesson_id),
+                       "stages": stages})
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    for entry in report:
+        print(f"{entry['lesson']}  ({entry['manifest']})")
+        for stage, info in entry["stages"].items():
+            outputs = info["outputs"]
+            where = outputs.get("url") or outputs.get("mp3") or outputs.get("lessonJson") or ""
+            state = "✓" if info["state"] == "done" else f"stale: {info['reason']}"
+            print(f"  {stage:<10} {state}  {where}".rstrip())
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from esl_build import stages
+    from esl_build.reporter import format_summary
+
+    project = Project.current()
+    [lesson_id] = _ids(project, [args.id])
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = [s for s in steps if s not in stages.STAGES]
+    if unknown or not steps:
+        raise ConfigInvalid(f"--steps: unknown stage(s) {', '.join(unknown) or '(none)'}; "
+                            f"choose from {', '.join(stages.STAGES)}")
+    counts: Counter[tuple[str, str]] = Counter()
+    characters = requests = 0
+    for stage in [s for s in stages.STAGES if s in steps]:  # always in pipeline order
+        try:
+            result = stages.run(project, stage, lesson_id, force=True)
+        except EslBuildError as error:
+            counts[(stage, "failed")] += 1
+            print(format_summary(counts, characters, requests), end="")
+            print(f"esl-build: {stage}:{lesson_id}: {error}", file=sys.stderr)
+            return 1
+        print(f".  {stage}:{lesson_id}")
+        counts[(stage, "ran")] += 1
+        characters += result.cost.characters
+        requests += result.cost.requests
+    print(format_summary(counts, characters, requests), end="")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from esl_build.scaffold import scaffold
+
+    created = scaffold(args.dir)
+    print(f"created {len(created)} files in {args.dir}; next: cd {args.dir} && doit")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    import os
+
+    from esl_build.settings import ENV_VARS, Settings
+
+    settings = Settings.resolve()
+    for name, description in ENV_VARS.items():
+        value = os.environ.get(name)
+        shown = ("(set)" if value and any(s in name for s in ("TOKEN", "KEY", "SECRET"))
+                 else value or "")
+        print(f"{name:<28} {shown:<24} {description}")
+    print("backends: " + " ".join(f"{k}={v}" for k, v in settings.backends.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The project's configuration files, read once into a frozen ``Config`` snapshot.
+
+``configs/presets.json``   preset name → {"h2": colour, "h3": colour, "toggleMap": {"h2": colour}}
+``configs/students/*.json`` student profiles: {"student", "colorPreset", "accentPreference", ...}
+``configs/voices.yml``     speaker → voice map for the real voice backend (``auto``, ``default``)
+
+Every file is optional; a file that exists must be valid, and an invalid one is a
+``ConfigInvalid`` naming the file and line. The stages consume this snapshot, never the files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from esl_build.errors import ConfigInvalid
+
+NOTION_COLOURS = frozenset(
+    ["default"] + [c for base in ("gray", "brown", "orange", "yellow", "green", "blue", "purple",
+                                  "pink", "red") for c in (base, f"{base}_background")])
+DEFAULT_PRESET = "b1-default"
+
+
+@dataclass(frozen=True)
+class Config:
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    students: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-cased name → profile
+    voices: dict[str, Any] = field(default_factory=dict)
+
+    def preset_for(self, student: str) -> tuple[str | None, dict[str, Any]]:
+        """The colour preset of a lesson: its student's profile, else ``Default``, else
+        ``b1-default`` when defined, else none."""
+        for key in (student.strip().lower(), "default"):
+            name = self.students.get(key, {}).get("colorPreset")
+            if name:
+                if name not in self.presets:
+                    raise ConfigInvalid(f"student profile {key!r} uses unknown preset {name!r}; "
+                                        f"known presets: {', '.join(sorted(self.presets)) or '-'}")
+                return name, self.presets[name]
+        if DEFAULT_PRESET in self.presets:
+            return DEFAULT_PRESET, self.presets[DEFAULT_PRESET]
+        return None, {}
+
+
+def load_config(config_dir: Path) -> Config:
+    """Read and check the configuration folder (missing files are fine, broken ones are not)."""
+    presets = _read_json(config_dir / "presets.json", {})
+    if not isinstance(presets, dict):
+        raise ConfigInvalid("must be an object of preset name → colours",
+                            path=str(config_dir / "presets.json"), line=1)
+    for name, preset in presets.items():
+        _check_preset(config_dir / "presets.json", name, preset)
+    students: dict[str, dict[str, Any]] = {}
+    students_dir = config_dir / "students"
+    if students_dir.is_dir():
+        for file in sorted(students_dir.glob("*.json")):
+            profile = _read_json(file, None)
+            if not isinstance(profile, dict) or not str(profile.get("student") or "").strip():
+                raise ConfigInvalid('a student profile needs a non-empty "student" name',
+                                    path=str(file), line=1)
+            students.setdefault(str(profile["student"]).strip().lower(), profile)
+    voices_file = config_dir / "voices.yml"
+    voices: dict[str, Any] = {}
+    if voices_file.is_file():
+        try:
+            loaded = yaml.safe_load(voices_file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigInvalid(f"invalid YAML: {getattr(exc, 'problem', exc)}",
+                                path=str(voices_file),
+                                line=mark.line + 1 if mark else 1) from None
+        if not isinstance(loaded, dict):
+            raise ConfigInvalid("must be a mapping of speaker → voice", path=str(voices_file),
+                                line=1)
+        voices = loaded
+    return Config(presets=presets, students=students, voices=voices)
+
+
+def _read_json(file: Path, default: Any) -> Any:
+    if not file.is_file():
+        return default
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigInvalid(f"invalid JSON: {exc.msg}", path=str(file), line=exc.lineno) from None
+    except UnicodeDecodeError:
+        raise ConfigInvalid("not UTF-8 text", path=str(file), line=1) from None
+
+
+def _check_preset(file: Path, name: str, preset: object) -> None:
+    if not isinstance(preset, dict):
+        raise ConfigInvalid(f"preset {name!r} must be an object", path=str(file))
+    colours = {k: v for k, v in preset.items() if k != "toggleMap"}
+    colours.update({f"toggleMap.{k}": v for k, v in (preset.get("toggleMap") or {}).items()})
+    for key, colour in colours.items():
+        if colour not in NOTION_COLOURS:
+            raise ConfigInvalid(f"preset {name!r}: {key} colour {colour!r} is not a Notion colour "
+                                f"(e.g. yellow, yellow_background)", path=str(file))

@@ -1,0 +1,282 @@
+"""The YAML frontmatter → ``Frontmatter``, every problem at the line of its key.
+
+YAML is read with the safe loader only. The document is composed once into nodes (which know
+their lines) and constructed from those nodes, so there is a single parse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import yaml
+
+from esl_build.errors import Problem
+from esl_build.lesson.envelope import Line
+from esl_build.lesson.model import Frontmatter, SpeakerProfile
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+REQUIRED = ("title", "student", "level", "topic", "input_type")
+OPTIONAL = ("speaker_labels", "speaker_profiles", "icon", "cover", "properties")
+INPUT_TYPES = ("generate", "authentic")
+PROFILE_KEYS = ("id", "display_name", "role", "gender", "age", "accent", "style", "voice")
+_URL = re.compile(r"^https?://\S+$")
+
+
+class _Checker:
+    def __init__(self, path: str, base: int):
+        self.path, self.base = path, base
+        self.problems: list[Problem] = []
+        self.lines: dict[str, int] = {}
+
+    def add(self, line: int, severity: str, message: str) -> None:
+        self.problems.append(Problem(self.path, line, severity, message))  # type: ignore[arg-type]
+
+    def line_of(self, node: yaml.Node) -> int:
+        return self.base + node.start_mark.line
+
+
+def parse_frontmatter(lines: list[Line] | None, opener_line: int, path: str
+                      ) -> tuple[Frontmatter, list[Problem]]:
+    """Type-check the frontmatter. ``lines`` is None when the envelope found none."""
+    if lines is None:
+        return _empty(), []  # the envelope has already reported why
+    base = lines[0][0] if lines else opener_line + 1
+    checker = _Checker(path, base)
+    text = "\n".join(text for _, text in lines)
+    node, data = _load(text, checker, opener_line)
+    if node is None:
+        return _empty(), checker.problems
+    if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
+        checker.add(opener_line, "error",
+                    "the frontmatter must be a list of `key: value` lines (title, student, level, "
+                    "topic, input_type)")
+        return _empty(), checker.problems
+    values: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+        checker.lines[key] = checker.line_of(key_node)
+        values[key] = (value_node, data.get(key))
+    for key in REQUIRED:
+        if key not in values:
+            checker.add(opener_line, "error",
+                        f"frontmatter key `{key}` is missing; add `{key}: …` to the frontmatter")
+    for key in values:
+        if key not in REQUIRED and key not in OPTIONAL:
+            checker.add(checker.lines[key], "warning",
+                        f"unknown frontmatter key `{key}` is ignored; known keys are "
+                        f"{', '.join(REQUIRED + OPTIONAL)}")
+    return _build(values, checker), checker.problems
+
+
+def _load(text: str, checker: _Checker, opener_line: int) -> tuple[yaml.Node | None, Any]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        reason = exc.problem or exc.context or "invalid YAML"
+        if exc.context_mark is not None and "end of stream" in reason:
+            # "unexpected end": the line where the unfinished thing (a quote, a list) began
+            mark = exc.context_mark
+            reason = ("this quoted value has no closing quote" if "quoted" in str(exc.context)
+                      else f"{exc.context}, never finished")
+        line = checker.base + mark.line if mark is not None else opener_line
+        checker.add(line, "error", f"the frontmatter is not valid YAML: {reason}; check the "
+                    "quotes, colons and indentation on this line (quote values that contain `: `)")
+        return None, None
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        checker.add(opener_line, "error", f"the frontmatter is not valid YAML: {exc}")
+        return None, None
+    finally:
+        loader.dispose()
+    if node is None:
+        checker.add(opener_line, "error",
+                    "the frontmatter is empty; add title, student, level, topic and input_type")
+    return node, data
+
+
+def _build(values: dict[str, tuple[yaml.Node, Any]], checker: _Checker) -> Frontmatter:
+    def text(key: str, *, required: bool) -> str | None:
+        if key not in values:
+            return "" if required else None
+        node, value = values[key]
+        line = checker.line_of(node)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if value is None or value == "":
+            if required:
+                checker.add(line, "error", f"`{key}` is empty; give it a value")
+            return "" if required else None
+        if isinstance(value, (int, float, dt.date)) and not isinstance(value, bool):
+            checker.add(line, "error",
+                        f"`{key}` must be text, not {_kind(value)}; put it in quotes: "
+                        f"{key}: \"{value}\"")
+        else:
+            checker.add(line, "error", f"`{key}` must be text, not {_kind(value)}")
+        return "" if required else None
+
+    title = text("title", required=True) or ""
+    student = text("student", required=True) or ""
+    level = text("level", required=True) or ""
+    input_type = text("input_type", required=True) or ""
+    if input_type and input_type not in INPUT_TYPES:
+        checker.add(checker.lines["input_type"], "warning",
+                    f"input_type `{input_type}` is not one of: {', '.join(INPUT_TYPES)}")
+    icon = text("icon", required=False)
+    if icon is not None and not is_single_emoji(icon):
+        checker.add(checker.lines["icon"], "error",
+                    f"icon `{icon}` must be one emoji, e.g. icon: 🎯")
+        icon = None
+    cover = text("cover", required=False)
+    if cover is not None and not _URL.match(cover):
+        checker.add(checker.lines["cover"], "error",
+                    f"cover `{cover}` must be an https:// URL of an image")
+        cover = None
+    return Frontmatter(
+        title=title, student=student, level=level, topic=_topic(values, checker),
+        input_type=input_type, speaker_labels=_labels(values, checker),
+        speaker_profiles=_profiles(values, checker), icon=icon, cover=cover,
+        properties=_properties(values, checker), lines=dict(checker.lines))
+
+
+def _topic(values: dict[str, tuple[yaml.Node, Any]], checker: _Checker) -> tuple[str, ...]:
+    if "topic" not in values:
+        return ()
+    node, value = values["topic"]
+    if isinstance(value, str) and value.strip():
+        return (value.strip(),)
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return tuple(v.strip() for v in value)
+    if value is None or value == "" or value == []:
+        checker.add(checker.line_of(node), "error", "`topic` is empty; give it a value")
+    else:
+        checker.add(checker.line_of(node), "error",
+                    "`topic` must be text or a list of texts, e.g. topic: [travel, food]")
+    return ()
+
+
+def _labels(values: dict[str, tuple[yaml.Node, Any]], checker: _Checker) -> tuple[str, ...]:
+    if "speaker_labels" not in values:
+        return ()
+    node, value = values["speaker_labels"]
+    if value is None:
+        return ()
+    if isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
+        return tuple(dict.fromkeys(v.strip() for v in value))
+    checker.add(checker.line_of(node), "error",
+                "`speaker_labels` must be a list of names, e.g. speaker_labels: [Alex, Mara]")
+    return ()
+
+
+def _profiles(values: dict[str, tuple[yaml.Node, Any]], checker: _Checker
+              ) -> tuple[SpeakerProfile, ...]:
+    if "speaker_profiles" not in values:
+        return ()
+    node, value = values["speaker_profiles"]
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not isinstance(node, yaml.SequenceNode):
+        checker.add(checker.line_of(node), "error",
+                    "`speaker_profiles` must be a list of entries, each starting with `- id: Name`")
+        return ()
+    profiles: list[SpeakerProfile] = []
+    for item_node, item in zip(node.value, value, strict=False):
+        line = checker.line_of(item_node)
+        if not isinstance(item, dict):
+            checker.add(line, "error", "each speaker_profiles entry must be a map like "
+                        "`- id: Alex` with optional display_name, role, gender, age, accent, style")
+            continue
+        fields: dict[str, str | None] = {}
+        for key, raw in item.items():
+            if key not in PROFILE_KEYS:
+                checker.add(line, "warning", f"unknown speaker_profiles key `{key}` is ignored; "
+                            f"known keys are {', '.join(PROFILE_KEYS)}")
+            elif raw is None or isinstance(raw, str):
+                fields[key] = raw.strip() if isinstance(raw, str) else None
+            else:
+                checker.add(line, "error", f"speaker_profiles `{key}` must be text, not "
+                            f"{_kind(raw)}")
+        if not fields.get("id"):
+            checker.add(line, "error", "a speaker_profiles entry has no `id`; add `id: Name`")
+            continue
+        profiles.append(SpeakerProfile(**fields))  # type: ignore[arg-type]
+    return tuple(profiles)
+
+
+def _properties(values: dict[str, tuple[yaml.Node, Any]], checker: _Checker) -> dict[str, Any]:
+    if "properties" not in values:
+        return {}
+    node, value = values["properties"]
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        checker.add(checker.line_of(node), "error",
+                    "`properties` must be a map of Notion property names to values")
+        return {}
+    return {str(key): _json_safe(item) for key, item in value.items()}
+
+
+def _json_safe(value: Any) -> Any:
+    """YAML values as JSON values: dates become ISO text, keys become text."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:  # NaN has no JSON form
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return None
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return f"a date ({value})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a map"
+    return type(value).__name__
+
+
+def _empty() -> Frontmatter:
+    return Frontmatter(title="", student="", level="", topic=(), input_type="")
+
+
+_EMOJI_TAIL = frozenset(range(0x1F3FB, 0x1F400)) | {0xFE0F, 0xFE0E, 0x20E3}
+
+
+def first_grapheme(text: str) -> str:
+    """The first user-perceived character of ``text`` (an emoji with its modifiers and ZWJs)."""
+    if not text:
+        return ""
+    end = 1
+    if 0x1F1E6 <= ord(text[0]) <= 0x1F1FF and len(text) > 1 and 0x1F1E6 <= ord(text[1]) <= 0x1F1FF:
+        return text[:2]  # a flag: two regional indicators
+    while end < len(text):
+        code = ord(text[end])
+        if code in _EMOJI_TAIL or 0xE0020 <= code <= 0xE007F:
+            end += 1
+        elif code == 0x200D and end + 1 < len(text):
+            end += 2
+        else:
+            break
+    return text[:end]
+
+
+def is_single_emoji(text: str) -> bool:
+    """True for one emoji (possibly built from several code points), nothing else."""
+    text = text.strip()
+    return bool(text) and first_grapheme(text) == text and not text[0].isalnum() \
+        and ord(text[0]) > 0x7F

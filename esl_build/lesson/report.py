@@ -1,0 +1,82 @@
+"""``esl-build validate``'s engine: lessons in files and folders → one ``Report``."""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from esl_build.errors import ConfigInvalid, Problem
+from esl_build.lesson.parse import read_lesson
+
+
+@dataclass(slots=True)
+class Report:
+    """Every problem found in ``files`` (display paths, in the order read)."""
+
+    files: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        """How many problems are errors."""
+        return sum(p.is_error for p in self.problems)
+
+    @property
+    def warnings(self) -> int:
+        """How many problems are warnings."""
+        return len(self.problems) - self.errors
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem is an error."""
+        return self.errors == 0
+
+    def to_json(self) -> dict[str, Any]:
+        """A machine-readable report (``--json``)."""
+        return {"ok": self.ok, "files": list(self.files), "errors": self.errors,
+                "warnings": self.warnings, "problems": [p.to_json() for p in self.problems]}
+
+    def format_text(self) -> str:
+        """``path:line: severity: message`` lines, then a one-line summary."""
+        lines = [str(problem) for problem in self.problems]
+        lines.append(f"{_count(len(self.files), 'file')}: {_count(self.errors, 'error')}, "
+                     f"{_count(self.warnings, 'warning')}")
+        return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def lesson_files(paths: list[pathlib.Path]) -> list[tuple[pathlib.Path, str]]:
+    """(file, lesson id) for each lesson: files as given, folders expanded to ``**/*.md``.
+
+    Anything under a ``build/`` folder or a hidden folder is skipped. A path that does not
+    exist is a ``ConfigInvalid``.
+    """
+    found: list[tuple[pathlib.Path, str]] = []
+    for path in paths:
+        if path.is_file():
+            found.append((path, path.stem))
+        elif path.is_dir():
+            for file in sorted(path.rglob("*.md")):
+                relative = file.relative_to(path)
+                if any(part == "build" or part.startswith(".") for part in relative.parts[:-1]):
+                    continue
+                if file.is_file():
+                    found.append((file, relative.with_suffix("").as_posix()))
+        else:
+            raise ConfigInvalid(f"no such file or folder: {path}")
+    return found
+
+
+def validate_paths(paths: list[pathlib.Path], strict: bool = False) -> Report:
+    """Parse and validate every lesson under ``paths``."""
+    report = Report()
+    for file, lesson_id in lesson_files(paths):
+        shown = str(file)
+        report.files.append(shown)
+        _, problems = read_lesson(file, lesson_id=lesson_id, path=shown, strict=strict)
+        report.problems.extend(problems)
+    return report

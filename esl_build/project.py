@@ -1,0 +1,135 @@
+"""A lessons repository: its settings, config, manifests, lessons and (lazily) its services.
+
+One ``Project`` serves a whole doit run: the task loader, the up-to-date checks, the doit
+backend and the stage actions share it, so each lesson is read and each manifest parsed at
+most once per run. Services are created on first use, so a no-op build never imports an SDK.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from esl_build.config import Config, load_config
+from esl_build.errors import LessonInvalid
+from esl_build.fingerprint import sha256_bytes
+from esl_build.lesson.model import Lesson
+from esl_build.services.protocols import Publisher, Storage, Voice
+from esl_build.settings import Settings
+from esl_build.state.stores import FileManifestStore
+
+_current: Project | None = None
+_current_lock = threading.Lock()
+
+
+class Project:
+    """The lessons repository at ``settings.root``. Services may be injected (tests, workers)."""
+
+    def __init__(self, settings: Settings, *, publisher: Publisher | None = None,
+                 voice: Voice | None = None, storage: Storage | None = None,
+                 config: Config | None = None):
+        self.settings = settings
+        self.store = FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
+                                       root=settings.root)
+        self._injected = {"publisher": publisher, "voice": voice, "storage": storage}
+        self._config = config
+        self._sources: dict[str, tuple[tuple[int, int], bytes, str]] = {}
+        self._lessons: dict[tuple[str, str], tuple[Lesson | None, list]] = {}
+        self._lock = threading.RLock()
+
+    # -- the process-wide project used by dodo.py, the doit backend and the actions --------
+    @classmethod
+    def current(cls) -> Project:
+        """The project of this process, resolved from the environment on first use."""
+        global _current
+        with _current_lock:
+            if _current is None:
+                _current = cls(Settings.resolve())
+            return _current
+
+    @classmethod
+    def use(cls, project: Project | None) -> None:
+        """Make ``project`` the process-wide one (tests, embedding); None resets it."""
+        global _current
+        with _current_lock:
+            _current = project
+
+    # -- configuration and services ---------------------------------------------------------
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.settings.config_dir)
+        return self._config
+
+    @cached_property
+    def publisher(self) -> Publisher:
+        from esl_build.services.factory import publisher_from
+        return self._injected["publisher"] or publisher_from(self.settings)
+
+    @cached_property
+    def voice(self) -> Voice:
+        from esl_build.services.factory import voice_from
+        return self._injected["voice"] or voice_from(self.settings)
+
+    @cached_property
+    def storage(self) -> Storage:
+        from esl_build.services.factory import storage_from
+        return self._injected["storage"] or storage_from(self.settings)
+
+    # -- lessons ----------------------------------------------------------------------------
+    def lesson_ids(self) -> list[str]:
+        """Every lesson under the lessons folder: its path without ``.md``, sorted."""
+        root = self.settings.lessons_dir
+        if not root.is_dir():
+            return []
+        return sorted(path.relative_to(root).as_posix()[:-3] for path in root.rglob("*.md")
+                      if not any(part.startswith(".") for part in path.relative_to(root).parts))
+
+    def source_path(self, lesson_id: str) -> Path:
+        return self.settings.lessons_dir / f"{lesson_id}.md"
+
+    def display_path(self, lesson_id: str) -> str:
+        return self.settings.relative(self.source_path(lesson_id))
+
+    def source(self, lesson_id: str) -> tuple[bytes, str]:
+        """The lesson file's bytes and their sha256, re-read only when the file changed."""
+        path = self.source_path(lesson_id)
+        stat = path.stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+        hit = self._sources.get(lesson_id)
+        if hit and hit[0] == key:
+            return hit[1], hit[2]
+        data = path.read_bytes()
+        digest = sha256_bytes(data)
+        self._sources[lesson_id] = (key, data, digest)
+        return data, digest
+
+    def parse(self, lesson_id: str) -> tuple[Lesson | None, list]:
+        """Parse the lesson (cached per content): the Lesson and every problem found."""
+        from esl_build.lesson import parse_lesson
+
+        data, digest = self.source(lesson_id)
+        key = (lesson_id, digest)
+        with self._lock:
+            if key not in self._lessons:
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    from esl_build.errors import Problem
+                    line = data[: exc.start].count(b"\n") + 1
+                    self._lessons[key] = (None, [Problem(
+                        self.display_path(lesson_id), line, "error",
+                        "the file is not UTF-8 text; save it as UTF-8")])
+                else:
+                    self._lessons[key] = parse_lesson(
+                        text, path=self.display_path(lesson_id), lesson_id=lesson_id,
+                        strict=self.settings.strict)
+            return self._lessons[key]
+
+    def lesson(self, lesson_id: str) -> Lesson:
+        """The valid lesson, or ``LessonInvalid`` listing every error."""
+        lesson, problems = self.parse(lesson_id)
+        if lesson is None or any(p.is_error for p in problems):
+            raise LessonInvalid(problems)
+        return lesson

@@ -1,0 +1,34 @@
+"""Settings → services: picks each stage's backend. SDKs are imported only here, on demand."""
+
+from __future__ import annotations
+
+from esl_build.errors import ConfigInvalid
+from esl_build.services.protocols import Publisher, Storage, Voice
+from esl_build.settings import Settings
+
+_LATER = ("is not part of this esl-build release yet; unset {cred} or set {var}={default} "
+          "to use the embedded {default} backend")
+
+
+def publisher_from(settings: Settings) -> Publisher:
+    if settings.publisher == "html":
+        from esl_build.services.html import HtmlPublisher
+        return HtmlPublisher(settings.site_dir, settings.root)
+    raise ConfigInvalid("the notion publisher " + _LATER.format(
+        cred="NOTION_TOKEN", var="ESL_BUILD_PUBLISHER", default="html"))
+
+
+def voice_from(settings: Settings) -> Voice:
+    if settings.voice == "espeak":
+        from esl_build.services.espeak import EspeakVoice
+        return EspeakVoice()
+    raise ConfigInvalid("the elevenlabs voice " + _LATER.format(
+        cred="ELEVENLABS_API_KEY", var="ESL_BUILD_VOICE", default="espeak"))
+
+
+def storage_from(settings: Settings) -> Storage:
+    if settings.storage == "local":
+        from esl_build.services.local import LocalStorage
+        return LocalStorage(settings.local_bucket, settings.root)
+    raise ConfigInvalid("s3 storage " + _LATER.format(
+        cred="S3_BUCKET", var="ESL_BUILD_STORAGE", default="local"))

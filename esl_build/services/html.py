@@ -1,0 +1,333 @@
+"""The HTML publisher: each lesson becomes a static page in the site folder (embedded default).
+
+``publish`` renders ``<site_dir>/<lesson id>.html`` with the jinja2 templates in
+``esl_build/templates/`` (autoescaped, so lesson text can never inject markup). Pages are
+deterministic: no timestamps and no absolute paths, so the same lesson, preset and template
+version always give the same bytes, and every write is atomic (temp file + ``os.replace``).
+
+The lesson audio lives in a marker region, ``<!--esl-build:audio-->…<!--/esl-build:audio-->``,
+placed just before the study text (or, on a page without study text, inserted after the title
+by the first ``link_audio``). ``link_audio`` rewrites only that region, so linking twice gives
+the same bytes and a new URL replaces the old player.
+
+``publish`` always renders the page *without* audio, even when the old page had a player: the
+page is a pure function of the lesson, and the build reruns add-audio after every import (the
+stage graph guarantees it), which puts the player back. Nothing is carried over from the old
+file.
+
+Preset colours use Notion's colour names (``yellow``, ``purple_background``, ...), mapped to CSS
+classes (``fg-yellow``, ``bg-purple``). Headings 2 and 3 get the preset's ``h2``/``h3`` colour
+wherever they are; on a toggleable heading the class sits on the heading in the summary, so the
+colour never bleeds into the body. A ``toggle`` in an H2's section (the closest heading before
+it among its siblings is an H2) gets ``toggleMap.h2`` on its label text only.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from markupsafe import Markup
+
+from esl_build.errors import ConfigInvalid, PublishError
+from esl_build.fingerprint import sha256_bytes
+from esl_build.lesson.model import Block, plain_text
+from esl_build.services.local import write_atomic
+from esl_build.services.protocols import PageSpec
+
+TEMPLATE_VERSION = 1
+"""Bump whenever the templates or this module change what a page looks like (fingerprints)."""
+
+AUDIO_BLOCK_ID = "esl-build-audio"
+AUDIO_START, AUDIO_END = "<!--esl-build:audio-->", "<!--/esl-build:audio-->"
+_AUDIO_REGION = re.compile(re.escape(AUDIO_START) + ".*?" + re.escape(AUDIO_END), re.DOTALL)
+_TITLE_END = "</header>"  # the lesson header is the page's only <header>; text is escaped
+
+STAGES = ("validate", "import", "tts", "upload", "add-audio")
+_STATUS_TEXT = {"done": "✓", "stale": "stale", "failed": "failed", "missing": "–"}
+
+# Notion's colours in light mode: (text colour, background colour).
+PALETTE: dict[str, tuple[str, str]] = {
+    "gray": ("#787774", "#f1f1ef"), "brown": ("#9f6b53", "#f4eeee"),
+    "orange": ("#d9730d", "#fbecdd"), "yellow": ("#cb912f", "#fbf3db"),
+    "green": ("#448361", "#edf3ec"), "blue": ("#337ea9", "#e7f3f8"),
+    "purple": ("#9065b0", "#f4f0f7"), "pink": ("#c14c8a", "#f9eef3"),
+    "red": ("#d44c47", "#fdebec"),
+}
+_SAFE_SCHEMES = ("http", "https", "mailto")
+_LINKABLE_SCHEMES = ("http", "https", "file")
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One row of the site index. ``stages`` maps stage → "done" | "stale" | "failed" | "missing".
+
+    ``page_url`` and ``audio_url`` are what import and upload recorded: a path relative to the
+    project root, or an absolute URL.
+    """
+
+    id: str
+    title: str
+    student: str
+    level: str
+    topic: str
+    page_url: str | None
+    audio_url: str | None
+    stages: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class _Node:
+    """A block prepared for the templates: lists grouped, anchors and colour classes set."""
+
+    kind: str
+    block: Block | None = None
+    children: tuple[_Node, ...] = ()
+    anchor: str = ""
+    classes: str = ""
+    start: int | None = None  # an <ol>'s first number
+    marker: bool = False      # this study text carries the audio marker region
+
+
+@dataclass
+class _PageState:
+    """What one render collects while walking the blocks."""
+
+    preset: Mapping[str, Any]
+    toc: list[tuple[int, str, str]] = field(default_factory=list)  # (level, anchor, text)
+    used: set[str] = field(default_factory=lambda: {AUDIO_BLOCK_ID, "top"})
+    marker_placed: bool = False
+
+    def anchor(self, text: str) -> str:
+        """A stable, unique id for a heading: its slug, then ``-2``, ``-3``... on repeats."""
+        base = re.sub(r"[\W_]+", "-", text.casefold()).strip("-") or "section"
+        anchor, n = base, 1
+        while anchor in self.used:
+            n += 1
+            anchor = f"{base}-{n}"
+        self.used.add(anchor)
+        return anchor
+
+
+def colour_class(colour: str | None) -> str:
+    """The CSS class of a Notion colour name: ``purple`` → ``fg-purple``, ``yellow_background``
+    → ``bg-yellow``, ``default``/None → ``""``. Unknown names raise ``ConfigInvalid``."""
+    if not colour or colour == "default":
+        return ""
+    base, _, suffix = colour.partition("_")
+    if base not in PALETTE or suffix not in ("", "background"):
+        raise ConfigInvalid(f"unknown Notion colour {colour!r} in the preset; use one of "
+                            f"default, {', '.join(PALETTE)} or their _background variants")
+    return f"bg-{base}" if suffix else f"fg-{base}"
+
+
+def _safe_url(url: str | None) -> str:
+    """``url`` when it is http(s), mailto or relative; "" for anything that could run script."""
+    if not url:
+        return ""
+    scheme = urlsplit(url.strip()).scheme.lower()
+    return url.strip() if scheme in ("", *_SAFE_SCHEMES) else ""
+
+
+def _href(target: str, from_dir: str) -> str:
+    """A link to ``target`` from a page in ``from_dir`` (both relative to the project root).
+
+    Absolute http(s)/file URLs are kept as they are; project paths become relative hrefs.
+    """
+    scheme = urlsplit(target).scheme.lower()
+    if scheme in _LINKABLE_SCHEMES:
+        return target
+    if scheme or target.startswith("/"):
+        raise PublishError(f"cannot link {target!r}: expected an http(s) URL or a path "
+                           "relative to the project root")
+    return quote(posixpath.relpath(target, from_dir or "."))
+
+
+def _place_region(text: str, region: str) -> str:
+    """``text`` with its audio region replaced by ``region`` (or inserted after the title)."""
+    if _AUDIO_REGION.search(text):
+        return _AUDIO_REGION.sub(lambda _: region, text, count=1)
+    return text.replace(_TITLE_END, f"{_TITLE_END}\n{region}", 1)
+
+
+def _view(blocks: Sequence[Block], state: _PageState) -> tuple[_Node, ...]:
+    """Prepare sibling blocks for the templates (see ``_Node``)."""
+    nodes: list[_Node] = []
+    in_h2_section = False
+    for block in blocks:
+        if block.type.startswith("heading_"):
+            in_h2_section = block.type == "heading_2"
+        if block.type in ("bulleted_list_item", "numbered_list_item"):
+            item = _Node("li", block, _view(block.children, state))
+            kind = "ol" if block.type == "numbered_list_item" else "ul"
+            last = nodes[-1] if nodes else None
+            if last is not None and last.kind == kind:
+                nodes[-1] = _Node(kind, children=(*last.children, item), start=last.start)
+            else:
+                start = block.number if kind == "ol" and block.number not in (None, 1) else None
+                nodes.append(_Node(kind, children=(item,), start=start))
+        else:
+            nodes.append(_view_one(block, state, in_h2_section))
+    return tuple(nodes)
+
+
+def _view_one(block: Block, state: _PageState, in_h2_section: bool) -> _Node:
+    if block.type.startswith("heading_"):
+        level = int(block.type[-1])
+        text = plain_text(block.text)
+        anchor = state.anchor(text)
+        state.toc.append((level, anchor, text))
+        classes = colour_class(state.preset.get(f"h{level}")) if level in (2, 3) else ""
+        return _Node("heading", block, _view(block.children, state), anchor, classes)
+    if block.type == "toggle":
+        toggle_map = state.preset.get("toggleMap") or {}
+        classes = colour_class(toggle_map.get("h2")) if in_h2_section else ""
+        return _Node("toggle", block, _view(block.children, state), classes=classes)
+    if block.type == "study_text":
+        marker, state.marker_placed = not state.marker_placed, True
+        return _Node("study_text", block, _view(block.children, state), marker=marker)
+    return _Node(block.type, block, _view(block.children, state))
+
+
+class HtmlPublisher:
+    """Publishes lessons as static HTML pages under ``site_dir`` (no credentials, no network)."""
+
+    name = "html"
+    remote = False
+
+    def __init__(self, site_dir: Path, project_root: Path):
+        self.site_dir = Path(site_dir)
+        self.project_root = Path(project_root)
+        self.settings: dict[str, Any] = {"templateVersion": TEMPLATE_VERSION}
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(Path(__file__).parent.parent / "templates"),
+            autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+            undefined=jinja2.StrictUndefined)
+        self._env.filters["safe_url"] = _safe_url
+        self._env.filters["plain"] = plain_text
+        self._env.globals.update(palette=PALETTE, audio_start=Markup(AUDIO_START),
+                                 audio_end=Markup(AUDIO_END), audio_block_id=AUDIO_BLOCK_ID)
+
+    # -- paths ------------------------------------------------------------------------------
+
+    def _page_path(self, lesson_id: str) -> Path:
+        parts = lesson_id.split("/")
+        if (not lesson_id or "\\" in lesson_id or any(p in ("", ".", "..") for p in parts)
+                or lesson_id == "index"):
+            raise PublishError(f"lesson id {lesson_id!r} cannot name a page in the site "
+                               "(no empty or '..' parts, backslashes, or the name 'index')")
+        return self.site_dir.joinpath(*parts[:-1], parts[-1] + ".html")
+
+    def _project_path(self, path: Path) -> str:
+        """``path`` relative to the project root, posix (the form recorded in manifests)."""
+        return Path(os.path.relpath(path, self.project_root)).as_posix()
+
+    # -- publish ----------------------------------------------------------------------------
+
+    def render(self, spec: PageSpec) -> bytes:
+        """The page of ``spec`` as bytes, without audio (what ``publish`` writes)."""
+        lesson = spec.lesson
+        state = _PageState(spec.preset)
+        nodes = _view(lesson.blocks, state)
+        html = self._env.get_template("page.html.j2").render(
+            lesson=lesson, fm=lesson.frontmatter, nodes=nodes, toc=state.toc,
+            index_href=posixpath.relpath("index.html", posixpath.dirname(lesson.id) or "."))
+        return html.encode()
+
+    def publish(self, spec: PageSpec, known: dict[str, Any] | None) -> dict[str, Any]:
+        """Write the lesson's page (no audio; see the module docstring).
+
+        Returns ``pageId`` (``html:<lesson id>``, or the one in ``known``), ``url`` (the page
+        path relative to the project root) and ``sha256`` (of the written bytes).
+        """
+        path = self._page_path(spec.lesson.id)
+        data = self.render(spec)
+        linked = _AUDIO_REGION.search(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if linked and AUDIO_BLOCK_ID in linked.group(0):
+            # Like a Notion page updated in place, the page keeps the player add-audio put
+            # there: new content, same audio, and add-audio need not run again.
+            data = _place_region(data.decode(), linked.group(0)).encode()
+        self._write(path, data)
+        page_id = known["pageId"] if known and known.get("pageId") else f"html:{spec.lesson.id}"
+        return {"pageId": page_id, "url": self._project_path(path),
+                "sha256": sha256_bytes(data)}
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        # Unchanged pages are not rewritten: their mtime stays put for servers and watchers.
+        if not (path.is_file() and path.read_bytes() == data):
+            write_atomic(path, data)
+
+    # -- audio ------------------------------------------------------------------------------
+
+    def _audio_region(self, href: str) -> str:
+        player = self._env.get_template("_macros.html.j2").module.audio_player  # type: ignore[attr-defined]
+        return f"{AUDIO_START}{player(href, AUDIO_BLOCK_ID)}{AUDIO_END}"
+
+    def link_audio(self, page: dict[str, Any], audio_url: str,
+                   known: dict[str, Any] | None) -> dict[str, Any]:
+        """Put the player for ``audio_url`` in the page's audio region, replacing any old one.
+
+        ``page`` is the import outputs. ``audio_url`` is an http(s) URL or a path relative to
+        the project root (local storage), linked relatively from the page. Returns
+        ``blockId``, ``url`` (``audio_url``), ``page`` (the page path) and ``sha256``.
+        """
+        path = self.project_root / page["url"]
+        if not path.is_file():
+            raise PublishError(f"page {page['url']} of {page.get('pageId', '?')} is missing; "
+                               "run import again before add-audio")
+        region = self._audio_region(_href(audio_url, posixpath.dirname(page["url"])))
+        text = _place_region(path.read_text(encoding="utf-8"), region)
+        if region not in text:
+            raise PublishError(f"page {page['url']} has neither an audio region nor a title "
+                               "header; run import again")
+        data = text.encode()
+        self._write(path, data)
+        return {"blockId": AUDIO_BLOCK_ID, "url": audio_url, "page": page["url"],
+                "sha256": sha256_bytes(data)}
+
+    # -- durability -------------------------------------------------------------------------
+
+    def durable(self, outputs: dict[str, Any]) -> bool:
+        """Import outputs: the page file exists. Add-audio outputs (with ``blockId``): the page
+        named by ``page`` exists and still holds the player for ``url``."""
+        if "blockId" not in outputs:
+            return (self.project_root / outputs["url"]).is_file()
+        page = outputs.get("page")
+        page_url = page.get("url") if isinstance(page, dict) else page
+        if not page_url:
+            return False
+        path = self.project_root / page_url
+        try:
+            region = self._audio_region(_href(outputs["url"], posixpath.dirname(page_url)))
+            return region in path.read_text(encoding="utf-8")
+        except (OSError, PublishError):
+            return False
+
+    # -- index ------------------------------------------------------------------------------
+
+    def refresh_index(self, entries: Sequence[IndexEntry]) -> None:
+        """Write ``<site_dir>/index.html``: every lesson with its stage statuses, by id."""
+        site = self._project_path(self.site_dir)
+        rows = []
+        for entry in sorted(entries, key=lambda e: e.id):
+            statuses = [(stage, entry.stages.get(stage, "missing")) for stage in STAGES]
+            unknown = [status for _, status in statuses if status not in _STATUS_TEXT]
+            if unknown:
+                raise ValueError(f"{entry.id}: unknown stage status {unknown[0]!r}")
+            rows.append({
+                "entry": entry,
+                "page_href": _href(entry.page_url, site) if entry.page_url else "",
+                "audio_href": _href(entry.audio_url, site) if entry.audio_url else "",
+                "statuses": [(stage, status, _STATUS_TEXT[status]) for stage, status in statuses],
+            })
+        html = self._env.get_template("index.html.j2").render(rows=rows, stages=STAGES)
+        self._write(self.site_dir / "index.html", html.encode())
+

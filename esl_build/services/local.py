@@ -1,0 +1,154 @@
+"""Local storage: a folder on this machine acting as the bucket (the embedded default).
+
+Keys map to paths under the folder (``b1/unit1/audio.mp3`` → ``<root>/b1/unit1/audio.mp3``).
+Objects are written atomically (temp file in the same folder, fsync, rename), so a reader never
+sees half a file. A ``put`` whose object is already there with the same sha256 writes nothing.
+
+The content type cannot be kept on a plain file system, so it is accepted and ignored; the
+ETag is computed the way S3 does for a single-part upload (the quoted MD5 of the bytes), so a
+manifest reads the same whichever storage wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from esl_build.errors import StorageError
+
+_CHUNK = 1 << 20
+
+
+@contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; when the block succeeds, move it over ``dest``.
+
+    The caller writes the temporary file; it is then fsynced and renamed with ``os.replace``,
+    so ``dest`` is either the old file or the complete new one. On error the temp file is
+    removed and ``dest`` is left untouched. Parent folders are created.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as written:
+            os.fsync(written.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; pages and audio are meant to be served
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(dest: Path, data: bytes) -> None:
+    """Write ``data`` to ``dest`` atomically (see ``atomic_path``)."""
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def _digests(path: Path) -> tuple[str, str]:
+    """(sha256 hex, md5 hex) of a file, read once."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as source:
+        while chunk := source.read(_CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+    return sha.hexdigest(), md5.hexdigest()
+
+
+def _check_key(key: str) -> str:
+    """Return ``key`` if it names a path inside the bucket; raise ``StorageError`` otherwise."""
+    parts = key.split("/")
+    if (not key or key.startswith("/") or "\\" in key or "\0" in key
+            or any(part in ("", ".", "..") for part in parts)):
+        raise StorageError(f"unsafe object key {key!r}: use relative 'a/b.mp3' keys without "
+                           "'..', empty parts, a leading '/' or backslashes")
+    return key
+
+
+class LocalStorage:
+    """A folder used as the bucket. No credentials, no network.
+
+    ``requests`` counts ``put`` calls and ``calls`` counts the objects actually written, so a
+    test can assert that an unchanged rebuild writes nothing.
+    """
+
+    name = "local"
+    remote = False
+
+    def __init__(self, root: Path, project_root: Path):
+        self.root = Path(root)
+        self.project_root = Path(project_root)
+        self.bucket = self._bucket_name()
+        self.settings: dict[str, Any] = {"bucket": self.bucket}
+        self.calls = 0
+        self.requests = 0
+
+    def _bucket_name(self) -> str:
+        # The bucket name goes into fingerprints, so it must not depend on where the project
+        # is checked out: a folder inside the project is named by its relative path, one
+        # outside by its folder name only.
+        relative = self._relative(self.root)
+        return relative if relative is not None else self.root.resolve().name
+
+    def _relative(self, path: Path) -> str | None:
+        """``path`` relative to the project root (posix), or None when it lies outside."""
+        try:
+            return path.resolve().relative_to(self.project_root.resolve()).as_posix()
+        except ValueError:
+            return None
+
+    def _object(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def _url(self, stored: Path) -> str:
+        relative = self._relative(stored)
+        return relative if relative is not None else stored.resolve().as_uri()
+
+    def put(self, file: Path, key: str, *, sha256: str, content_type: str) -> dict[str, Any]:
+        """Store ``file`` at ``key``, skipping the copy when the same bytes are already there.
+
+        ``sha256`` must be the file's hex digest (a mismatch raises ``StorageError``, as S3
+        rejects a wrong checksum). Returns ``bucket``, ``key``, ``etag`` (quoted MD5) and
+        ``url`` (the stored path relative to the project root, or a ``file://`` URL).
+        """
+        self.requests += 1
+        target = self._object(key)
+        if not Path(file).is_file():
+            raise StorageError(f"cannot store {key}: source file {file} does not exist")
+        actual_sha, md5 = _digests(Path(file))
+        if actual_sha != sha256:
+            raise StorageError(f"cannot store {key}: {file} has sha256 {actual_sha}, "
+                               f"expected {sha256}")
+        if not (target.is_file() and _digests(target)[0] == sha256):
+            with atomic_path(target) as tmp:
+                shutil.copyfile(file, tmp)
+            self.calls += 1
+        return {"bucket": self.bucket, "key": key, "etag": f'"{md5}"', "url": self._url(target)}
+
+    def fetch(self, outputs: dict[str, Any], dest: Path) -> None:
+        """Copy the object of an earlier ``put`` (its outputs) to ``dest``, atomically."""
+        if outputs.get("bucket") != self.bucket:
+            raise StorageError(f"object {outputs.get('key')} was stored in bucket "
+                               f"{outputs.get('bucket')!r}, this storage is {self.bucket!r}")
+        source = self._object(outputs["key"])
+        if not source.is_file():
+            raise StorageError(f"object {outputs['key']} is missing from {self.bucket}")
+        with atomic_path(Path(dest)) as tmp:
+            shutil.copyfile(source, tmp)
+
+    def durable(self, outputs: dict[str, Any]) -> bool:
+        """True when the stored file of these ``put`` outputs still exists."""
+        try:
+            return (outputs.get("bucket") == self.bucket
+                    and self._object(outputs["key"]).is_file())
+        except (KeyError, StorageError):
+            return False

@@ -1,0 +1,74 @@
+"""The HTML site's index page: every lesson with the status of each stage and its audio.
+
+The ``index`` task is up to date when the index entries (computed from the manifests) hash to
+the fingerprint written beside ``index.html`` when it was last rendered.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from esl_build.fingerprint import fingerprint
+from esl_build.project import Project
+from esl_build.stages import STAGES, status
+
+if TYPE_CHECKING:
+    from esl_build.services.html import IndexEntry
+
+
+def index_entries(project: Project) -> list[IndexEntry]:
+    from esl_build.services.html import IndexEntry
+
+    entries = []
+    for lesson_id in project.lesson_ids():
+        states = {stage: status(project, stage, lesson_id) for stage in STAGES}
+        records = {stage: state.record or {} for stage, state in states.items()}
+        about = records["validate"].get("outputs", {})
+        linked = not states["add-audio"].stale
+        entries.append(IndexEntry(
+            id=lesson_id,
+            title=about.get("title") or lesson_id,
+            student=about.get("student", ""),
+            level=about.get("level", ""),
+            topic=about.get("topic", ""),
+            page_url=records["import"].get("outputs", {}).get("url"),
+            audio_url=records["upload"].get("outputs", {}).get("url") if linked else None,
+            stages={stage: ("done" if not state.stale else "stale" if state.record else
+                            "missing") for stage, state in states.items()},
+        ))
+    return entries
+
+
+def _fingerprint_file(project: Project):
+    return project.settings.site_dir / ".index.fingerprint"
+
+
+def _entries_fingerprint(entries: list[IndexEntry]) -> str:
+    return fingerprint([[e.id, e.title, e.student, e.level, e.topic, e.page_url, e.audio_url,
+                         dict(e.stages)] for e in entries] + [project_publisher_version()])
+
+
+def project_publisher_version() -> object:
+    return Project.current().publisher.settings
+
+
+def write_index() -> None:
+    """doit action of ``index``."""
+    project = Project.current()
+    entries = index_entries(project)
+    project.publisher.refresh_index(entries)  # type: ignore[attr-defined]
+    _fingerprint_file(project).write_text(_entries_fingerprint(entries) + "\n")
+
+
+class IndexMatches:
+    """doit ``uptodate`` check of the ``index`` task."""
+
+    def __call__(self, task: object, values: object) -> bool:
+        project = Project.current()
+        marker = _fingerprint_file(project)
+        if not (project.settings.site_dir / "index.html").exists() or not marker.exists():
+            return False
+        return marker.read_text().strip() == _entries_fingerprint(index_entries(project))
+
+    def __repr__(self) -> str:
+        return "index: up to date when every lesson's status is unchanged"

@@ -1,0 +1,39 @@
+"""add-audio: link the uploaded audio into the lesson's page, above the study text.
+
+Inputs: the page id and the audio URL. Publishing a page again keeps the player (as a Notion
+page updated in place keeps its blocks), so a content edit does not rerun this stage; if the
+player is gone all the same, ``durable`` notices. The publisher marks the player it owns and
+replaces only that one, so audio a teacher embedded elsewhere on the page is never touched.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from esl_build.stages.base import Cost, Outcome, Plan
+from esl_build.stages.import_page import known_identity
+from esl_build.stages.upload import upstream_record
+
+if TYPE_CHECKING:
+    from esl_build.project import Project
+
+
+def plan(project: Project, lesson_id: str) -> Plan:
+    page = upstream_record(project, lesson_id, "import")
+    upload = upstream_record(project, lesson_id, "upload")
+    publisher = project.publisher
+    return Plan("add-audio", lesson_id, publisher.name,
+                {"page": page["outputs"].get("pageId"),
+                 "audio": upload["outputs"].get("url"),
+                 "settings": {"backend": publisher.name, **publisher.settings}})
+
+
+def apply(project: Project, plan: Plan) -> Outcome:
+    page = upstream_record(project, plan.lesson_id, "import")["outputs"]
+    known = known_identity(project, plan.lesson_id, "add-audio", plan.backend)
+    outputs = project.publisher.link_audio(page, plan.inputs["audio"], known)
+    return Outcome(outputs, Cost(requests=outputs.pop("requests", 0)))
+
+
+def durable(project: Project, lesson_id: str, record: dict[str, Any]) -> bool:
+    return project.publisher.durable(record.get("outputs", {}))

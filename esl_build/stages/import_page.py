@@ -1,0 +1,46 @@
+"""import: publish the lesson as one page, updated in place on every later run.
+
+Inputs: what the page shows (the validate stage's page digest), the colour preset, and the
+publisher's settings (backend, target database). The page id the publisher returned is kept
+under ``remote`` in the manifest, so the next run updates that page instead of creating one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from esl_build.services.protocols import PageSpec
+from esl_build.stages import validate
+from esl_build.stages.base import Cost, Outcome, Plan
+
+if TYPE_CHECKING:
+    from esl_build.project import Project
+
+
+def plan(project: Project, lesson_id: str) -> Plan:
+    checked = validate.current(project, lesson_id)
+    preset_name, preset = project.config.preset_for(checked["student"])
+    publisher = project.publisher
+    return Plan("import", lesson_id, publisher.name,
+                {"page": checked["pageDigest"], "preset": {"name": preset_name, **preset},
+                 "settings": {"backend": publisher.name, **publisher.settings}})
+
+
+def apply(project: Project, plan: Plan) -> Outcome:
+    lesson = project.lesson(plan.lesson_id)
+    preset = dict(plan.inputs["preset"])
+    spec = PageSpec(lesson, preset_name=preset.pop("name"), preset=preset)
+    known = known_identity(project, plan.lesson_id, "import", plan.backend)
+    outputs = project.publisher.publish(spec, known)
+    return Outcome(outputs, Cost(requests=outputs.pop("requests", 0)))
+
+
+def durable(project: Project, lesson_id: str, record: dict[str, Any]) -> bool:
+    return project.publisher.durable(record.get("outputs", {}))
+
+
+def known_identity(project: Project, lesson_id: str, stage: str,
+                   backend: str) -> dict[str, Any] | None:
+    """What this (stage, backend) produced for the lesson before, to update it in place."""
+    manifest = project.store.read(lesson_id) or {}
+    return manifest.get("remote", {}).get(f"{stage}/{backend}")

@@ -1,0 +1,138 @@
+"""tts: the study text → one MP3, every line cached by content so only changed lines cost.
+
+Each segment is synthesised on its own and kept as PCM in ``build/cache/tts/<key>.pcm`` where
+the key hashes (backend, voice settings, voice id, text). The MP3 is then assembled from the
+PCM of every line with exact silences and encoded once, so editing one line re-synthesises
+that line only, and a rebuild after a crash picks up the lines already paid for.
+"""
+
+from __future__ import annotations
+
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from esl_build import audio
+from esl_build.errors import VoiceError
+from esl_build.fingerprint import fingerprint, sha256_bytes
+from esl_build.services.protocols import Pcm
+from esl_build.stages import validate
+from esl_build.stages.base import Cost, Outcome, Plan
+from esl_build.state.locks import atomic_write
+
+if TYPE_CHECKING:
+    from esl_build.project import Project
+
+# How the lines are put together; part of the fingerprint.
+ASSEMBLY = {"gap": 0.6, "lead": 0.3, "tail": 0.6, "bitrate": 64, "version": 1}
+
+
+def plan(project: Project, lesson_id: str) -> Plan:
+    checked = validate.current(project, lesson_id)
+    voice = project.voice
+    return Plan("tts", lesson_id, voice.name,
+                {"speech": checked["speechDigest"], "assembly": ASSEMBLY,
+                 "settings": {"backend": voice.name, **voice.settings}})
+
+
+def estimate(project: Project, plan: Plan) -> Cost:
+    """Characters and requests the lines missing from the cache would cost."""
+    _, _, missing = _lines(project, plan)
+    return _cost(project, missing)
+
+
+def _cost(project: Project, missing: dict[str, tuple[str, str]]) -> Cost:
+    """Characters synthesised (billed by a remote voice) and requests sent (remote only)."""
+    return Cost(characters=sum(len(text) for _, text in missing.values()),
+                requests=len(missing) if project.voice.remote else 0)
+
+
+def _lines(project: Project, plan: Plan):
+    """The lesson, its (voice id, text) lines with cache keys, and the lines not cached yet."""
+    lesson = project.lesson(plan.lesson_id)
+    voices = project.voice.assign(lesson)
+    lines = [(voices.get(s.speaker or "", voices.get("", "")), s.text)
+             for s in (lesson.study_text.segments if lesson.study_text else ()) if s.text.strip()]
+    if not lines:
+        raise VoiceError(f"{project.display_path(plan.lesson_id)}: the study text has nothing "
+                         "to say; add lines to the :::study-text block")
+    cache = _cache_dir(project)
+    keys = [line_key(plan.inputs["settings"], voice_id, text) for voice_id, text in lines]
+    keyed = dict(zip(keys, lines, strict=True))
+    missing = {key: keyed[key] for key in keys if not (cache / f"{key}.pcm").exists()}
+    return lesson, keys, missing
+
+
+def _cache_dir(project: Project) -> Path:
+    return project.settings.build_dir / "cache" / "tts"
+
+
+def apply(project: Project, plan: Plan) -> Outcome:
+    lesson, keys, missing = _lines(project, plan)
+    voice = project.voice
+    voices = voice.assign(lesson)
+    cache = _cache_dir(project)
+
+    def synthesize(item: tuple[str, tuple[str, str]]) -> None:
+        key, (voice_id, text) = item
+        _write_pcm(cache / f"{key}.pcm", voice.synthesize(text, voice_id))
+
+    with ThreadPoolExecutor(max_workers=max(1, voice.max_concurrency)) as pool:
+        list(pool.map(synthesize, missing.items()))  # list(): re-raise the first failure
+
+    parts = [_read_pcm(cache / f"{key}.pcm") for key in keys]
+    rate = parts[0].rate
+    speech = audio.join(parts, ASSEMBLY["gap"])
+    track = audio.join([audio.silence(ASSEMBLY["lead"], rate), speech,
+                        audio.silence(ASSEMBLY["tail"], rate)], 0.0)
+    data = audio.encode_mp3(track, bitrate_kbps=ASSEMBLY["bitrate"])
+    target = mp3_path(project, plan.lesson_id)
+    audio.write_mp3(target, data, title=lesson.frontmatter.title, album="esl-build",
+                    artist=lesson.frontmatter.student)
+    written = target.read_bytes()
+    return Outcome({"mp3": project.settings.relative(target), "sha256": sha256_bytes(written),
+                    "seconds": round(track.seconds, 2), "lines": len(keys),
+                    "synthesized": len(missing), "voices": voices},
+                   _cost(project, missing))
+
+
+def durable(project: Project, lesson_id: str, record: dict[str, Any]) -> bool:
+    """The MP3 is here, or it was uploaded already (then the bytes are fetched if needed)."""
+    outputs = record.get("outputs", {})
+    if (project.settings.root / outputs.get("mp3", "")).is_file():
+        return True
+    upload = ((project.store.read(lesson_id) or {}).get("stages", {}).get("upload") or {})
+    return (upload.get("inputs", {}).get("audio") == outputs.get("sha256")
+            and upload.get("backend") == project.storage.name
+            and project.storage.durable(upload.get("outputs", {})))
+
+
+def mp3_path(project: Project, lesson_id: str) -> Path:
+    return project.settings.build_dir / lesson_id / "audio.mp3"
+
+
+def line_key(settings: dict[str, Any], voice_id: str, text: str) -> str:
+    """The cache key of one spoken line: everything that changes its sound."""
+    return fingerprint({"settings": settings, "voice": voice_id, "text": text}).split(":")[1]
+
+
+def ensure_local(project: Project, lesson_id: str, record: dict[str, Any]) -> Path:
+    """The recorded MP3 on disk, fetched back from storage when only the upload is left."""
+    target = project.settings.root / record["outputs"]["mp3"]
+    if not target.is_file():
+        upload = (project.store.read(lesson_id) or {})["stages"]["upload"]
+        project.storage.fetch(upload["outputs"], target)
+    if sha256_bytes(target.read_bytes()) != record["outputs"]["sha256"]:
+        raise VoiceError(f"{project.settings.relative(target)} differs from the recorded audio; "
+                         f"run `esl-build rerun {lesson_id} --steps tts,upload,add-audio`")
+    return target
+
+
+def _write_pcm(path: Path, pcm: Pcm) -> None:
+    atomic_write(path, struct.pack("<I", pcm.rate) + pcm.samples)
+
+
+def _read_pcm(path: Path) -> Pcm:
+    data = path.read_bytes()
+    return Pcm(data[4:], struct.unpack("<I", data[:4])[0])

@@ -1,0 +1,88 @@
+"""validate: lesson Markdown → ``build/<id>/lesson.json``, and the digests later stages use.
+
+The record's outputs carry a digest of the page content and one of the speech content (line
+numbers left out, so moving text down a line changes neither). Later stages fingerprint these
+digests instead of re-parsing, which keeps a no-op build to one file hash per lesson.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from esl_build.fingerprint import fingerprint, sha256_bytes
+from esl_build.lesson.model import Lesson
+from esl_build.stages.base import Outcome, Plan
+from esl_build.state.locks import atomic_write
+
+if TYPE_CHECKING:
+    from esl_build.project import Project
+
+PARSER_VERSION = 1  # bump when the same Markdown parses to a different tree
+
+
+def plan(project: Project, lesson_id: str) -> Plan:
+    _, digest = project.source(lesson_id)
+    return Plan("validate", lesson_id, "esl-build",
+                {"source": "sha256:" + digest, "parser": PARSER_VERSION,
+                 "strict": project.settings.strict})
+
+
+def apply(project: Project, plan: Plan) -> Outcome:
+    from esl_build.lesson import lesson_json_bytes
+
+    lesson = project.lesson(plan.lesson_id)
+    data = lesson_json_bytes(lesson)
+    target = lesson_json_path(project, plan.lesson_id)
+    atomic_write(target, data)
+    return Outcome({"lessonJson": project.settings.relative(target), "sha256": sha256_bytes(data),
+                    "warnings": len(lesson.warnings), **summary(lesson), **digests(lesson)})
+
+
+def durable(project: Project, lesson_id: str, record: dict[str, Any]) -> bool:
+    return lesson_json_path(project, lesson_id).exists()
+
+
+def current(project: Project, lesson_id: str) -> dict[str, Any]:
+    """The validate outputs for the lesson as it is now: the record when it is current,
+    else computed in memory (``LessonInvalid`` when the lesson has errors)."""
+    record = (project.store.read(lesson_id) or {}).get("stages", {}).get("validate")
+    if record and record.get("fingerprint") == plan(project, lesson_id).fingerprint:
+        return record["outputs"]
+    lesson = project.lesson(lesson_id)
+    return {**summary(lesson), **digests(lesson)}
+
+
+def lesson_json_path(project: Project, lesson_id: str) -> Path:
+    return project.settings.build_dir / lesson_id / "lesson.json"
+
+
+def summary(lesson: Lesson) -> dict[str, Any]:
+    """What an index or status listing shows about a lesson."""
+    fm = lesson.frontmatter
+    return {"title": fm.title, "student": fm.student, "level": fm.level,
+            "topic": ", ".join(fm.topic)}
+
+
+def digests(lesson: Lesson) -> dict[str, str]:
+    """Fingerprints of what the page shows and of what the audio says."""
+    fm = _without_lines(dataclasses.asdict(lesson.frontmatter))
+    blocks = [_without_lines(dataclasses.asdict(block)) for block in lesson.blocks]
+    speech: dict[str, Any] = {
+        "title": lesson.frontmatter.title,
+        "profiles": fm["speaker_profiles"],
+        "labels": fm["speaker_labels"],
+        "segments": [] if lesson.study_text is None else
+        [[s.speaker, s.text] for s in lesson.study_text.segments],
+    }
+    return {"pageDigest": fingerprint({"frontmatter": fm, "blocks": blocks}),
+            "speechDigest": fingerprint(speech)}
+
+
+def _without_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_lines(v) for k, v in value.items() if k not in ("line", "lines")}
+    if isinstance(value, list | tuple):
+        return [_without_lines(v) for v in value]
+    return value

@@ -1,0 +1,111 @@
+"""Lesson ids → doit task dicts. A lessons repository's ``dodo.py`` is one import of this.
+
+For every lesson ``<id>``: ``validate:<id>`` → ``import:<id>`` and ``tts:<id>`` →
+``upload:<id>`` → ``add-audio:<id>`` (after both import and upload), plus the group tasks
+``validate``, ``import``, … and ``index`` (the HTML site's index page). Tasks have no
+``file_dep``/``targets``: each one's ``uptodate`` compares the stage's plan with its record in
+the lesson manifest, so staleness is by content, the manifest is the database, and
+``doit info TASK`` prints why a task is stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from doit.exceptions import TaskFailed
+
+from esl_build.errors import EslBuildError
+from esl_build.project import Project
+from esl_build.reporter import BuildReporter
+from esl_build.stages import STAGES, UPSTREAM
+
+DOIT_CONFIG = {
+    "backend": "manifest",     # esl_build.state.doit_backend.ManifestBackend (entry point)
+    "dep_file": "lessons",     # unused by the manifest backend: no .doit.db is written
+    "reporter": BuildReporter,
+    "default_tasks": [*STAGES, "index"],
+}
+
+STAGE_DOCS = {
+    "validate": "Check each lesson and write build/<id>/lesson.json.",
+    "import": "Publish each lesson as one page (updated in place on reruns).",
+    "tts": "Voice each lesson's study text to build/<id>/audio.mp3 (changed lines only).",
+    "upload": "Store each lesson's MP3 under a content-named key; record its URL.",
+    "add-audio": "Link each lesson's audio into its page, above the study text.",
+}
+
+
+@dataclass
+class RecordMatches:
+    """doit ``uptodate`` check: the stage's record matches its plan and its output exists.
+
+    doit calls it right before the task would run (after upstream tasks ran), and
+    ``doit info`` prints its ``repr``, which carries the reason."""
+
+    stage: str
+    lesson_id: str
+    why: str = field(default="not checked yet", compare=False)
+
+    def __call__(self, task: object, values: object) -> bool:
+        from esl_build.stages import status
+        self.why = status(Project.current(), self.stage, self.lesson_id).reason
+        return not self.why
+
+    def __repr__(self) -> str:
+        return f"{self.stage}:{self.lesson_id}: {self.why or 'up to date'}"
+
+
+def run_stage(stage: str, lesson_id: str) -> TaskFailed | None:
+    """The action of ``<stage>:<lesson-id>``: user errors become a one-paragraph failure."""
+    from esl_build import stages
+    try:
+        stages.run(Project.current(), stage, lesson_id)
+    except EslBuildError as error:
+        return TaskFailed(str(error))
+    return None
+
+
+def _stage_tasks(stage: str):
+    project = Project.current()
+    yield {"basename": stage, "name": None, "doc": STAGE_DOCS[stage]}
+    for lesson_id in project.lesson_ids():
+        yield {
+            "basename": stage,
+            "name": lesson_id,
+            "doc": f"{stage} {project.display_path(lesson_id)}",
+            "actions": [(run_stage, [stage, lesson_id])],
+            "task_dep": [f"{up}:{lesson_id}" for up in UPSTREAM[stage]],
+            "uptodate": [RecordMatches(stage, lesson_id)],
+            "verbosity": 2,
+        }
+
+
+def task_validate():
+    yield from _stage_tasks("validate")
+
+
+def task_import():
+    yield from _stage_tasks("import")
+
+
+def task_tts():
+    yield from _stage_tasks("tts")
+
+
+def task_upload():
+    yield from _stage_tasks("upload")
+
+
+def task_add_audio():
+    yield from _stage_tasks("add-audio")
+
+
+def task_index():
+    """Write build/site/index.html: every lesson, its status and its audio (html publisher)."""
+    from esl_build.site import IndexMatches, write_index
+
+    project = Project.current()
+    if project.settings.publisher != "html":
+        return {"actions": None, "doc": "(only with the html publisher)"}
+    return {"actions": [write_index], "task_dep": ["import", "add-audio"],
+            "uptodate": [IndexMatches()], "verbosity": 2}

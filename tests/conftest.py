@@ -1,0 +1,17 @@
+"""Shared fixtures: our environment variables are cleared for every test."""
+
+from __future__ import annotations
+
+import pytest
+
+from esl_build.project import Project
+from esl_build.settings import ENV_VARS
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch):
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    Project.use(None)
+    yield
+    Project.use(None)
