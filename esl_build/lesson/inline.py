@@ -18,7 +18,8 @@ from esl_build.lesson.model import RichText, Span
 
 _PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _BACKTICK_RUNS = re.compile(r"`+")
-_SPECIAL = re.compile(r"[\\`*~\[!]")
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+_SPECIAL = re.compile(r"\\.|`+|!?\[|\*+|~+", re.DOTALL)
 
 
 @dataclass(slots=True)
@@ -40,11 +41,29 @@ def parse_inline(text: str) -> RichText:
         return ()
     if _SPECIAL.search(text) is None:
         return (Span(text),)
+    fast = _bold_only(text)
+    if fast is not None:
+        return fast
+    return _parse(text)
+
+
+def _parse(text: str) -> RichText:
+    """The general scanner (``parse_inline`` without its shortcuts)."""
     tokens = _tokenize(text, allow_links=True)
     _match(tokens)
-    spans: list[Span] = []
-    _emit(tokens, spans, bold=0, italic=0, strike=0, link=None)
-    return _merge(spans)
+    pieces: list[tuple[str, _Style]] = []
+    _emit(tokens, pieces, bold=0, italic=0, strike=0, link=None)
+    return _merge(pieces)
+
+
+def _bold_only(text: str) -> RichText | None:
+    """The common line (plain text and ``**bold**`` only) without the scanner; else None."""
+    if "`" in text or "[" in text or "~" in text or "\\" in text:
+        return None
+    parts = _BOLD.split(text)
+    if any("*" in part for part in parts):
+        return None
+    return tuple(Span(part, bold=bool(k % 2)) for k, part in enumerate(parts) if part)
 
 
 def strip_inline(text: str) -> str:
@@ -92,83 +111,69 @@ def _tokenize(text: str, *, allow_links: bool) -> list[_Token]:
     tokens: list[_Token] = []
     buffer: list[str] = []
     i, n = 0, len(text)
-
-    def flush() -> None:
-        if buffer:
-            tokens.append("".join(buffer))
-            buffer.clear()
-
-    while i < n:
-        special = _SPECIAL.search(text, i)
-        if special is None:
-            buffer.append(text[i:])
-            break
-        if special.start() > i:
-            buffer.append(text[i:special.start()])
-            i = special.start()
-        char = text[i]
-        if char == "\\" and i + 1 < n and text[i + 1] in _PUNCTUATION:
-            buffer.append(text[i + 1])
-            i += 2
-            continue
-        if char == "`":
-            run_end = i
-            while run_end < n and text[run_end] == "`":
-                run_end += 1
-            length = run_end - i
+    for special in _SPECIAL.finditer(text):
+        start, end = special.span()
+        if start < i:
+            continue  # inside a code span or link already consumed
+        if start > i:
+            buffer.append(text[i:start])
+        i = end
+        token = special.group()
+        first = token[0]
+        if first == "\\":
+            buffer.append(token[1] if token[1] in _PUNCTUATION else token)
+        elif first == "`":
+            length = end - start
             starts = scanner.backtick_runs(length)
-            k = bisect.bisect_right(starts, i)
+            k = bisect.bisect_right(starts, start)
             if k < len(starts):
                 close = starts[k]
-                content = text[run_end:close]
+                content = text[end:close]
                 if len(content) > 2 and content[0] == " " and content[-1] == " ":
                     content = content[1:-1]
-                flush()
+                _flush(buffer, tokens)
                 tokens.append(("code", content))
                 i = close + length
             else:
-                buffer.append(text[i:run_end])
-                i = run_end
-            continue
-        if allow_links and (char == "[" or (char == "!" and text.startswith("[", i + 1))):
-            link = _link_at(scanner, i + (char == "!"))
-            if link is not None:
-                label, url, end = link
-                flush()
-                if char == "!":
-                    tokens.append(("link", [label or "Image"], url))
-                else:
-                    inner = _tokenize(label, allow_links=False)
-                    _match(inner)
-                    tokens.append(("link", inner, url))
-                i = end
+                buffer.append(token)
+        elif first in "![":
+            link = _link_at(scanner, end - 1) if allow_links else None
+            if link is None:
+                buffer.append(token)
                 continue
-        if char in "*~":
-            run_end = i
-            while run_end < n and text[run_end] == char:
-                run_end += 1
-            run = run_end - i
-            if char == "~" and run != 2:
-                buffer.append(text[i:run_end])
-                i = run_end
-                continue
-            before = text[i - 1] if i > 0 else " "
-            after = text[run_end] if run_end < n else " "
-            flush()
-            pieces = ["~~"] if char == "~" else ["**"] * (run // 2) + ["*"] * (run % 2)
+            label, url, i = link
+            _flush(buffer, tokens)
+            if first == "!":
+                tokens.append(("link", [label or "Image"], url))
+            else:
+                inner = _tokenize(label, allow_links=False)
+                _match(inner)
+                tokens.append(("link", inner, url))
+        elif first == "~" and end - start != 2:
+            buffer.append(token)
+        else:
+            before = text[start - 1] if start > 0 else " "
+            after = text[end] if end < n else " "
+            _flush(buffer, tokens)
+            run = end - start
+            pieces = ["~~"] if first == "~" else ["**"] * (run // 2) + ["*"] * (run % 2)
             if after.isspace() or after in _PUNCTUATION:
                 pieces.reverse()  # a closing run closes the inner (single) marker first
             for piece in pieces:
-                can_open = not after.isspace() and scanner.last(piece) >= run_end
+                can_open = not after.isspace() and scanner.last(piece) >= end
                 if piece == "*":
                     can_open = can_open and not before.isalnum()
                 tokens.append(_Delim(piece, can_open, not before.isspace()))
-            i = run_end
-            continue
-        buffer.append(char)
-        i += 1
-    flush()
+    if i < n:
+        buffer.append(text[i:])
+    _flush(buffer, tokens)
     return tokens
+
+
+def _flush(buffer: list[str], tokens: list[_Token]) -> None:
+    if buffer:
+        tokens.append("".join(buffer))
+        buffer.clear()
 
 
 def _link_at(scanner: _Scanner, i: int) -> tuple[str, str, int] | None:
@@ -207,14 +212,18 @@ def _match(tokens: list[_Token]) -> None:
             stack.append(token)
 
 
-def _emit(tokens: list[_Token], out: list[Span], *, bold: int, italic: int, strike: int,
-          link: str | None) -> None:
+_Style = tuple[bool, bool, bool, bool, str | None]  # bold, italic, strike, code, link
+
+
+def _emit(tokens: list[_Token], out: list[tuple[str, _Style]], *, bold: int, italic: int,
+          strike: int, link: str | None) -> None:
+    """Tokens → (text, style) pairs; plain tuples, because building ``Span``\\ s is slow."""
     for token in tokens:
         if isinstance(token, str):
-            out.append(Span(token, bold > 0, italic > 0, strike > 0, False, link))
+            out.append((token, (bold > 0, italic > 0, strike > 0, False, link)))
         elif isinstance(token, _Delim):
             if not token.matched:
-                out.append(Span(token.kind, bold > 0, italic > 0, strike > 0, False, link))
+                out.append((token.kind, (bold > 0, italic > 0, strike > 0, False, link)))
                 continue
             step = 1 if token.matched == "open" else -1
             if token.kind == "**":
@@ -224,24 +233,20 @@ def _emit(tokens: list[_Token], out: list[Span], *, bold: int, italic: int, stri
             else:
                 strike += step
         elif token[0] == "code":
-            out.append(Span(token[1], bold > 0, italic > 0, strike > 0, True, link))
+            out.append((token[1], (bold > 0, italic > 0, strike > 0, True, link)))
         else:
             _emit(token[1], out, bold=bold, italic=italic, strike=strike, link=token[2])
 
 
-def _merge(spans: list[Span]) -> RichText:
-    """Join neighbours with the same annotations (texts joined once, not pairwise)."""
-    groups: list[tuple[Span, list[str]]] = []
-    for span in spans:
-        if not span.text:
+def _merge(pieces: list[tuple[str, _Style]]) -> RichText:
+    """Join neighbours with the same style (texts joined once, not pairwise) into spans."""
+    groups: list[tuple[_Style, list[str]]] = []
+    for text, style in pieces:
+        if not text:
             continue
-        if groups:
-            first = groups[-1][0]
-            if (first.bold, first.italic, first.strike, first.code, first.link) == (
-                    span.bold, span.italic, span.strike, span.code, span.link):
-                groups[-1][1].append(span.text)
-                continue
-        groups.append((span, [span.text]))
-    return tuple(span if len(texts) == 1 else
-                 Span("".join(texts), span.bold, span.italic, span.strike, span.code, span.link)
-                 for span, texts in groups)
+        if groups and groups[-1][0] == style:
+            groups[-1][1].append(text)
+        else:
+            groups.append((style, [text]))
+    return tuple(Span(texts[0] if len(texts) == 1 else "".join(texts), *style)
+                 for style, texts in groups)

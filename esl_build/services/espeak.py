@@ -128,11 +128,11 @@ class EspeakVoice:
         """Speaker → voice id, distinct per speaker and the same for the same lesson.
 
         A speaker's profile picks the language (``accent``) and male or female variants
-        (``gender``); accents we have no voice for (Australian, Irish, ...) get ``DEFAULT_LANGUAGE``. Speakers
-        without a gender get whichever gender is rarer so far (male on a tie), so an unprofiled
-        dialogue alternates male and female. Nothing is guessed from names. Narration (segments
-        with no speaker, key ``""``) gets the plain voice of the most used language, without a
-        variant, so it differs from every speaker.
+        (``gender``); accents we have no voice for (Australian, Irish, ...) get
+        ``DEFAULT_LANGUAGE``. Speakers without a gender get whichever gender is rarer so far
+        (male on a tie), so an unprofiled dialogue alternates male and female. Nothing is guessed
+        from names. Narration (segments with no speaker, key ``""``) gets the plain voice of the
+        most used language, without a variant, so it differs from every speaker.
         """
         study = lesson.study_text
         if study is None:

@@ -39,7 +39,7 @@ from markupsafe import Markup
 from esl_build.errors import ConfigInvalid, PublishError
 from esl_build.fingerprint import sha256_bytes
 from esl_build.lesson.model import Block, plain_text
-from esl_build.services.local import write_atomic
+from esl_build.files import atomic_write
 from esl_build.services.protocols import PageSpec
 
 TEMPLATE_VERSION = 1
@@ -262,8 +262,12 @@ class HtmlPublisher:
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
         # Unchanged pages are not rewritten: their mtime stays put for servers and watchers.
-        if not (path.is_file() and path.read_bytes() == data):
-            write_atomic(path, data)
+        if path.is_file() and path.read_bytes() == data:
+            return
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise PublishError(f"cannot write the page {path}: {exc.strerror}") from None
 
     # -- audio ------------------------------------------------------------------------------
 

@@ -12,46 +12,14 @@ manifest reads the same whichever storage wrote it.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from esl_build.errors import StorageError
+from esl_build.files import atomic_path
 
 _CHUNK = 1 << 20
-
-
-@contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; when the block succeeds, move it over ``dest``.
-
-    The caller writes the temporary file; it is then fsynced and renamed with ``os.replace``,
-    so ``dest`` is either the old file or the complete new one. On error the temp file is
-    removed and ``dest`` is left untouched. Parent folders are created.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as written:
-            os.fsync(written.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; pages and audio are meant to be served
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(dest: Path, data: bytes) -> None:
-    """Write ``data`` to ``dest`` atomically (see ``atomic_path``)."""
-    with atomic_path(dest) as tmp:
-        tmp.write_bytes(data)
 
 
 def _digests(path: Path) -> tuple[str, str]:
@@ -129,8 +97,7 @@ class LocalStorage:
             raise StorageError(f"cannot store {key}: {file} has sha256 {actual_sha}, "
                                f"expected {sha256}")
         if not (target.is_file() and _digests(target)[0] == sha256):
-            with atomic_path(target) as tmp:
-                shutil.copyfile(file, tmp)
+            self._copy(Path(file), target)
             self.calls += 1
         return {"bucket": self.bucket, "key": key, "etag": f'"{md5}"', "url": self._url(target)}
 
@@ -142,8 +109,15 @@ class LocalStorage:
         source = self._object(outputs["key"])
         if not source.is_file():
             raise StorageError(f"object {outputs['key']} is missing from {self.bucket}")
-        with atomic_path(Path(dest)) as tmp:
-            shutil.copyfile(source, tmp)
+        self._copy(source, Path(dest))
+
+    @staticmethod
+    def _copy(source: Path, dest: Path) -> None:
+        try:
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(source, tmp)
+        except OSError as exc:
+            raise StorageError(f"cannot write {dest}: {exc.strerror}") from None
 
     def durable(self, outputs: dict[str, Any]) -> bool:
         """True when the stored file of these ``put`` outputs still exists."""

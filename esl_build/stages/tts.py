@@ -19,7 +19,7 @@ from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.services.protocols import Pcm
 from esl_build.stages import validate
 from esl_build.stages.base import Cost, Outcome, Plan
-from esl_build.state.locks import atomic_write
+from esl_build.files import atomic_write
 
 if TYPE_CHECKING:
     from esl_build.project import Project

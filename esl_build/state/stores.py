@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from esl_build.state import manifest as mf
-from esl_build.state.locks import atomic_write, file_lock
+from esl_build.files import atomic_write, file_lock
 
 
 class ManifestStore(Protocol):

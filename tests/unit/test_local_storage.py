@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from esl_build.errors import StorageError
-from esl_build.services.local import LocalStorage, write_atomic
+from esl_build.files import atomic_write as write_atomic
+from esl_build.services.local import LocalStorage
 
 MP3 = b"ID3\x03\x00fake mp3 bytes"
 SHA = hashlib.sha256(MP3).hexdigest()

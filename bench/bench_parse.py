@@ -1,0 +1,57 @@
+"""Lessons parsed and validated per second: ``python -m bench.bench_parse [SECONDS]``.
+
+Reads ``lessons/*.md`` (recursively) when the repo has any, else the predecessor's lessons in
+``../shared/anchor-fixtures``. Each file is parsed repeatedly for about SECONDS (default 1.0);
+the figure is the median of five rounds, in CPU time (stable on a busy machine).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from esl_build.lesson import parse_lesson
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def lesson_files() -> list[Path]:
+    own = sorted((REPO / "lessons").rglob("*.md")) if (REPO / "lessons").is_dir() else []
+    return own or sorted((REPO / "../shared/anchor-fixtures").resolve().glob("*.md"))
+
+
+def rate(text: str, seconds: float) -> float:
+    """Median lessons/second over five rounds of about ``seconds / 5`` each."""
+    rounds = []
+    for _ in range(5):
+        count, started = 0, time.process_time()
+        while (elapsed := time.process_time() - started) < seconds / 5:
+            parse_lesson(text, path="bench.md", lesson_id="bench")
+            count += 1
+        rounds.append(count / elapsed)
+    return statistics.median(rounds)
+
+
+def main(argv: list[str]) -> int:
+    seconds = float(argv[0]) if argv else 1.0
+    files = lesson_files()
+    if not files:
+        print("no lessons found", file=sys.stderr)
+        return 1
+    width = max(len(path.name) for path in files)
+    total_bytes = total_time = 0.0
+    for path in files:
+        text = path.read_text("utf-8")
+        per_second = rate(text, seconds)
+        total_bytes += len(text.encode())
+        total_time += 1 / per_second
+        print(f"{path.name:<{width}}  {len(text.encode()):>7,} bytes  {per_second:>8,.0f} lessons/s")
+    print(f"{'all':<{width}}  {total_bytes / len(files):>7,.0f} bytes  "
+          f"{len(files) / total_time:>8,.0f} lessons/s (mean size, harmonic mean rate)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
