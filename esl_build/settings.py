@@ -46,8 +46,6 @@ ENV_VARS: dict[str, str] = {
     "S3_PREFIX": "key prefix for audio objects",
     "AWS_REGION": "AWS region (default us-east-1)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint URL (MinIO, moto, R2)",
-    "AWS_ACCESS_KEY_ID": "AWS access key id (secret)",
-    "AWS_SECRET_ACCESS_KEY": "AWS secret access key (secret)",
 }
 
 

@@ -6,8 +6,13 @@ the fingerprint written beside ``index.html`` when it was last rendered.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from doit.exceptions import TaskFailed
+
+from esl_build.errors import EslBuildError
+from esl_build.files import atomic_write
 from esl_build.fingerprint import fingerprint
 from esl_build.project import Project
 from esl_build.stages import STAGES, status
@@ -39,25 +44,26 @@ def index_entries(project: Project) -> list[IndexEntry]:
     return entries
 
 
-def _fingerprint_file(project: Project):
+def _fingerprint_file(project: Project) -> Path:
     return project.settings.site_dir / ".index.fingerprint"
 
 
-def _entries_fingerprint(entries: list[IndexEntry]) -> str:
-    return fingerprint([[e.id, e.title, e.student, e.level, e.topic, e.page_url, e.audio_url,
-                         dict(e.stages)] for e in entries] + [project_publisher_version()])
+def _entries_fingerprint(project: Project, entries: list[IndexEntry]) -> str:
+    return fingerprint({"publisher": project.publisher.settings,
+                        "entries": [[e.id, e.title, e.student, e.level, e.topic, e.page_url,
+                                     e.audio_url, dict(e.stages)] for e in entries]})
 
 
-def project_publisher_version() -> object:
-    return Project.current().publisher.settings
-
-
-def write_index() -> None:
+def write_index() -> TaskFailed | None:
     """doit action of ``index``."""
     project = Project.current()
-    entries = index_entries(project)
-    project.publisher.refresh_index(entries)  # type: ignore[attr-defined]
-    _fingerprint_file(project).write_text(_entries_fingerprint(entries) + "\n")
+    try:
+        entries = index_entries(project)
+        project.publisher.refresh_index(entries)  # type: ignore[attr-defined]
+    except EslBuildError as error:
+        return TaskFailed(str(error))
+    atomic_write(_fingerprint_file(project), (_entries_fingerprint(project, entries) + "\n").encode())
+    return None
 
 
 class IndexMatches:
@@ -68,7 +74,10 @@ class IndexMatches:
         marker = _fingerprint_file(project)
         if not (project.settings.site_dir / "index.html").exists() or not marker.exists():
             return False
-        return marker.read_text().strip() == _entries_fingerprint(index_entries(project))
+        try:
+            return marker.read_text().strip() == _entries_fingerprint(project, index_entries(project))
+        except EslBuildError:
+            return False  # the action reports it
 
     def __repr__(self) -> str:
         return "index: up to date when every lesson's status is unchanged"

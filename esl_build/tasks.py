@@ -48,7 +48,10 @@ class RecordMatches:
 
     def __call__(self, task: object, values: object) -> bool:
         from esl_build.stages import status
-        self.why = status(Project.current(), self.stage, self.lesson_id).reason
+        try:
+            self.why = status(Project.current(), self.stage, self.lesson_id).reason
+        except EslBuildError as error:  # e.g. a corrupt manifest: the action reports it
+            self.why = f"cannot check: {error}"
         return not self.why
 
     def __repr__(self) -> str:

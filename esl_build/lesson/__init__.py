@@ -3,7 +3,7 @@
 - ``parse_lesson(text, *, path, lesson_id, strict=False) -> (Lesson | None, [Problem])``
 - ``read_lesson(file, *, lesson_id, path=None, strict=False) -> (Lesson | None, [Problem])``
 - ``lesson_to_json(lesson) -> dict`` and ``lesson_json_bytes(lesson) -> bytes`` (deterministic),
-  ``write_lesson_json(lesson, build_dir)``, ``SCHEMA_VERSION`` of ``lesson.json``
+  ``lesson_schema()`` (its JSON Schema) and ``SCHEMA_VERSION`` of ``lesson.json``
 - ``validate_paths(paths, strict) -> Report`` (the engine of ``esl-build validate``)
 - ``split_speaker`` and ``speech_text``: the one speaker-line grammar and speech cleaning
 
@@ -27,7 +27,6 @@ from esl_build.lesson.serialize import (
     lesson_json_bytes,
     lesson_schema,
     lesson_to_json,
-    write_lesson_json,
 )
 from esl_build.lesson.speech import speech_text, split_speaker
 
@@ -50,5 +49,4 @@ __all__ = [
     "speech_text",
     "split_speaker",
     "validate_paths",
-    "write_lesson_json",
 ]

@@ -104,6 +104,7 @@ class _Parser:
         self.path = path
         self.problems: list[Problem] = []
         self.study_texts: list[StudyTextSource] = []
+        self.references: list[int] = []  # lines of :::synced-block ID, for a hint
 
     def error(self, line: int, message: str) -> None:
         self.problems.append(Problem(self.path, line, "error", message))
@@ -309,8 +310,14 @@ class _Parser:
         no, raw = lines[i]
         text = raw.strip()
         if i in stray or _is_closer(text):
+            hint = ""
+            earlier = [line for line in self.references if line < no]
+            if earlier:
+                hint = (f" (if it closes the :::synced-block reference at line {earlier[-1]}: "
+                        "a reference is a single line, so it took the ::: of the block around "
+                        "it)")
             self.error(no, "this ::: closes nothing; remove it or add the :::directive it "
-                       "should close")
+                       f"should close{hint}")
             return i + 1
         directive = _directive(text)
         if directive is None:
@@ -357,6 +364,7 @@ class _Parser:
             else:
                 blocks.append(Block(name, no, url=args))  # type: ignore[arg-type]
         else:  # a synced-block reference
+            self.references.append(no)
             end = self._reference_body_end(lines, i, stray)
             if end is not None:
                 self.error(no, f"a synced-block reference (:::synced-block {args}) cannot have a "

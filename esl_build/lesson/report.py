@@ -18,30 +18,30 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
 
     @property
-    def errors(self) -> int:
-        """How many problems are errors."""
-        return sum(p.is_error for p in self.problems)
+    def errors(self) -> list[Problem]:
+        """The problems that are errors."""
+        return [p for p in self.problems if p.is_error]
 
     @property
-    def warnings(self) -> int:
-        """How many problems are warnings."""
-        return len(self.problems) - self.errors
+    def warnings(self) -> list[Problem]:
+        """The problems that are warnings."""
+        return [p for p in self.problems if not p.is_error]
 
     @property
     def ok(self) -> bool:
         """True when no problem is an error."""
-        return self.errors == 0
+        return not self.errors
 
     def to_json(self) -> dict[str, Any]:
         """A machine-readable report (``--json``)."""
-        return {"ok": self.ok, "files": list(self.files), "errors": self.errors,
-                "warnings": self.warnings, "problems": [p.to_json() for p in self.problems]}
+        return {"ok": self.ok, "files": list(self.files), "errors": len(self.errors),
+                "warnings": len(self.warnings), "problems": [p.to_json() for p in self.problems]}
 
     def format_text(self) -> str:
         """``path:line: severity: message`` lines, then a one-line summary."""
         lines = [str(problem) for problem in self.problems]
-        lines.append(f"{_count(len(self.files), 'file')}: {_count(self.errors, 'error')}, "
-                     f"{_count(self.warnings, 'warning')}")
+        lines.append(f"{_count(len(self.files), 'file')}: {_count(len(self.errors), 'error')}, "
+                     f"{_count(len(self.warnings), 'warning')}")
         return "\n".join(lines)
 
 

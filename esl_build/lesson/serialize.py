@@ -7,9 +7,6 @@ and fields a block does not use are left out.
 from __future__ import annotations
 
 import json
-import os
-import pathlib
-import tempfile
 from importlib import resources
 from typing import Any
 
@@ -54,26 +51,6 @@ def lesson_json_bytes(lesson: Lesson) -> bytes:
     """``lesson_to_json`` as UTF-8 bytes: sorted keys, indent 2, a trailing newline."""
     text = json.dumps(lesson_to_json(lesson), sort_keys=True, indent=2, ensure_ascii=False)
     return (text + "\n").encode("utf-8")
-
-
-def write_lesson_json(lesson: Lesson, build_dir: pathlib.Path) -> pathlib.Path:
-    """Write ``<build_dir>/<lesson id>/lesson.json`` atomically; untouched when unchanged."""
-    target = build_dir / lesson.id / "lesson.json"
-    data = lesson_json_bytes(lesson)
-    if target.is_file() and target.read_bytes() == data:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=".lesson.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        pathlib.Path(temp).unlink(missing_ok=True)
-        raise
-    return target
 
 
 def rich_text_to_json(rich: RichText) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ import sys
 import threading
 from typing import Any
 
+from esl_build.errors import ManifestCorrupt
 from esl_build.state.manifest import STAGE_NAMES, forget_stage
 
 
@@ -54,7 +55,10 @@ class ManifestBackend:
         route = _route(task_id)
         if route is None or not self.project.source_path(route[1]).exists():
             return None
-        manifest = self.project.store.read(route[1]) or {}
+        try:
+            manifest = self.project.store.read(route[1]) or {}
+        except ManifestCorrupt:
+            return None  # the stage's action reports it, with the file and line
         return manifest.get("doit", {}).get(task_id)
 
     def get(self, task_id: str, dependency: str) -> Any:

@@ -87,3 +87,21 @@ def test_huge_lines_take_linear_time():
     started = time.perf_counter()
     check(make_lesson(study="[Alex]: " + huge + "\n[Mara]: ok", practice=huge))
     assert time.perf_counter() - started < 10
+
+
+@FAST
+@given(st.binary(max_size=400), st.sampled_from(SEEDS))
+def test_odd_bytes_in_a_file_never_crash(noise, seed):
+    import tempfile
+    from pathlib import Path
+
+    from esl_build.lesson import read_lesson
+
+    data = seed.encode("utf-8")
+    cut = len(data) // 2
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / "lesson.md"
+        file.write_bytes(data[:cut] + noise + data[cut:])
+        lesson, problems = read_lesson(file, lesson_id="x")
+    assert lesson is not None or [p.line for p in problems if p.is_error]
+    assert all(p.line >= 1 for p in problems)
