@@ -46,22 +46,29 @@ class Config:
         return None, {}
 
 
-def load_config(config_dir: Path) -> Config:
-    """Read and check the configuration folder (missing files are fine, broken ones are not)."""
-    presets = _read_json(config_dir / "presets.json", {})
+def load_config(config_dir: Path, root: Path | None = None) -> Config:
+    """Read and check the configuration folder (missing files are fine, broken ones are not).
+
+    Messages name files relative to ``root`` (the project) when given."""
+    shown = (lambda p: _display(p, root)) if root else str
+    presets_file = config_dir / "presets.json"
+    presets = _read_json(presets_file, {}, shown)
     if not isinstance(presets, dict):
         raise ConfigInvalid("must be an object of preset name → colours",
-                            path=str(config_dir / "presets.json"), line=1)
+                            path=shown(presets_file), line=1)
     for name, preset in presets.items():
-        _check_preset(config_dir / "presets.json", name, preset)
+        problem = _preset_problem(name, preset)
+        if problem:
+            text = presets_file.read_text(encoding="utf-8")
+            raise ConfigInvalid(problem, path=shown(presets_file), line=_line_of(text, name))
     students: dict[str, dict[str, Any]] = {}
     students_dir = config_dir / "students"
     if students_dir.is_dir():
         for file in sorted(students_dir.glob("*.json")):
-            profile = _read_json(file, None)
+            profile = _read_json(file, None, shown)
             if not isinstance(profile, dict) or not str(profile.get("student") or "").strip():
                 raise ConfigInvalid('a student profile needs a non-empty "student" name',
-                                    path=str(file), line=1)
+                                    path=shown(file), line=1)
             students.setdefault(str(profile["student"]).strip().lower(), profile)
     voices_file = config_dir / "voices.yml"
     voices: dict[str, Any] = {}
@@ -71,32 +78,47 @@ def load_config(config_dir: Path) -> Config:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise ConfigInvalid(f"invalid YAML: {getattr(exc, 'problem', exc)}",
-                                path=str(voices_file),
+                                path=shown(voices_file),
                                 line=mark.line + 1 if mark else 1) from None
         if not isinstance(loaded, dict):
-            raise ConfigInvalid("must be a mapping of speaker → voice", path=str(voices_file),
+            raise ConfigInvalid("must be a mapping of speaker → voice", path=shown(voices_file),
                                 line=1)
         voices = loaded
     return Config(presets=presets, students=students, voices=voices)
 
 
-def _read_json(file: Path, default: Any) -> Any:
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _read_json(file: Path, default: Any, shown) -> Any:
     if not file.is_file():
         return default
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ConfigInvalid(f"invalid JSON: {exc.msg}", path=str(file), line=exc.lineno) from None
+        raise ConfigInvalid(f"invalid JSON: {exc.msg}", path=shown(file),
+                            line=exc.lineno) from None
     except UnicodeDecodeError:
-        raise ConfigInvalid("not UTF-8 text", path=str(file), line=1) from None
+        raise ConfigInvalid("not UTF-8 text", path=shown(file), line=1) from None
 
 
-def _check_preset(file: Path, name: str, preset: object) -> None:
+def _line_of(text: str, key: str) -> int:
+    """The line where ``"key"`` first appears (1 when it can't be found)."""
+    at = text.find(json.dumps(key))
+    return text.count("\n", 0, at) + 1 if at >= 0 else 1
+
+
+def _preset_problem(name: str, preset: object) -> str | None:
     if not isinstance(preset, dict):
-        raise ConfigInvalid(f"preset {name!r} must be an object", path=str(file))
+        return f"preset {name!r} must be an object like {{\"h2\": \"yellow_background\"}}"
     colours = {k: v for k, v in preset.items() if k != "toggleMap"}
     colours.update({f"toggleMap.{k}": v for k, v in (preset.get("toggleMap") or {}).items()})
     for key, colour in colours.items():
         if colour not in NOTION_COLOURS:
-            raise ConfigInvalid(f"preset {name!r}: {key} colour {colour!r} is not a Notion colour "
-                                f"(e.g. yellow, yellow_background)", path=str(file))
+            return (f"preset {name!r}: {key} colour {colour!r} is not a Notion colour "
+                    "(e.g. yellow, yellow_background)")
+    return None

@@ -59,7 +59,7 @@ class Project:
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(self.settings.config_dir)
+            self._config = load_config(self.settings.config_dir, self.settings.root)
         return self._config
 
     @cached_property

@@ -18,6 +18,7 @@ from esl_build.errors import EslBuildError
 from esl_build.project import Project
 from esl_build.reporter import BuildReporter
 from esl_build.stages import STAGES, UPSTREAM
+from esl_build.state.doit_backend import doit_project
 
 DOIT_CONFIG = {
     "backend": "manifest",     # esl_build.state.doit_backend.ManifestBackend (entry point)
@@ -69,7 +70,7 @@ def run_stage(stage: str, lesson_id: str) -> TaskFailed | None:
 
 
 def _stage_tasks(stage: str):
-    project = Project.current()
+    project = doit_project()
     yield {"basename": stage, "name": None, "doc": STAGE_DOCS[stage]}
     for lesson_id in project.lesson_ids():
         yield {
@@ -107,7 +108,7 @@ def task_index():
     """Write build/site/index.html: every lesson, its status and its audio (html publisher)."""
     from esl_build.site import IndexMatches, write_index
 
-    project = Project.current()
+    project = doit_project()
     if project.settings.publisher != "html":
         return {"actions": None, "doc": "(only with the html publisher)"}
     return {"actions": [write_index], "task_dep": ["import", "add-audio"],

@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from esl_build.errors import ManifestCorrupt
+from doit.exceptions import InvalidDodoFile
+
+from esl_build.errors import EslBuildError, ManifestCorrupt
 from esl_build.state.manifest import STAGE_NAMES, forget_stage
+
+if TYPE_CHECKING:
+    from esl_build.project import Project
 
 
 def _route(task_id: str) -> tuple[str, str] | None:
@@ -36,11 +41,9 @@ class ManifestBackend:
     """doit DB backend: ``get/set/in_/remove/remove_all/dump`` over the lesson manifests."""
 
     def __init__(self, name: str, codec: Any = None, *, module_name: str | None = None):
-        from esl_build.project import Project
-
         self.name = name
         self.codec = codec
-        self.project = Project.current()
+        self.project = doit_project()
         self._pending: dict[str, dict[str, Any]] = {}  # task id → record being saved
         self._memory: dict[str, dict[str, Any]] = {}   # tasks that belong to no lesson
         self._lock = threading.Lock()
@@ -105,6 +108,16 @@ class ManifestBackend:
 
     def dump(self) -> None:
         """Nothing to flush: every complete record was written when it was saved."""
+
+
+def doit_project() -> Project:
+    """The process's project, or doit's own "ERROR: ..." (exit 3, no traceback) when a
+    setting is wrong."""
+    from esl_build.project import Project
+    try:
+        return Project.current()
+    except EslBuildError as error:
+        raise InvalidDodoFile(str(error)) from None
 
 
 def _called_for_a_failure() -> bool:

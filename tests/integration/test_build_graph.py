@@ -231,3 +231,37 @@ def test_a_predecessor_manifest_is_adopted_without_a_second_page(tmp_path):
     assert manifest["schemaVersion"] == 2
     assert manifest["remote"]["import/notion"]["pageId"] == old["pageId"]
     assert manifest["migratedFrom"]["mdHash"] == old["mdHash"]
+
+
+def test_bad_configuration_is_reported_with_its_file_and_line(repo):
+    built(repo)
+    manifests = repo.manifest_bytes()
+    repo.path("configs/presets.json").write_text('{\n  "b1-default": {"h2": "yelow"}\n}\n')
+    run = repo.doit()
+    assert run.returncode != 0
+    assert "configs/presets.json:2: preset 'b1-default': h2 colour 'yelow'" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+    assert repo.manifest_bytes() == manifests
+
+    bad_env = repo.doit(env={"ESL_BUILD_PUBLISHER": "pdf"})
+    assert bad_env.returncode == 3
+    assert "ERROR: ESL_BUILD_PUBLISHER='pdf' is not one of: html, notion" in bad_env.stderr
+    assert "Traceback" not in bad_env.stderr
+
+
+def test_a_corrupt_manifest_fails_its_lesson_with_the_file_and_line(repo):
+    built(repo)
+    repo.path("lessons/unit1.manifest.json").write_text('{"schemaVersion": 2,\n  oops\n')
+    run = repo.doit("--continue")
+    assert run.returncode != 0
+    assert "lessons/unit1.manifest.json:2: invalid JSON" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "-- add-audio:b1/unit2" in run.stdout  # the other lesson is unaffected
+
+
+def test_a_real_backend_selected_by_credentials_is_named_and_not_faked(repo):
+    run = repo.doit(env={"NOTION_TOKEN": "secret-token-value"})
+    assert run.returncode != 0
+    assert "import=notion" in run.stdout
+    assert "unset NOTION_TOKEN or set ESL_BUILD_PUBLISHER=html" in run.stdout
+    assert "secret-token-value" not in run.stdout + run.stderr
