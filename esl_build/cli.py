@@ -92,9 +92,9 @@ def _ids(project: Project, wanted: list[str]) -> list[str]:
     known = project.lesson_ids()
     missing = [i for i in wanted if i not in known]
     if missing:
-        raise ConfigInvalid(f"unknown lesson id(s): {', '.join(missing)}; "
-                            f"lessons under {project.settings.relative(project.settings.lessons_dir)}"
-                            f": {', '.join(known) or '(none)'}")
+        folder = project.settings.relative(project.settings.lessons_dir)
+        raise ConfigInvalid(f"unknown lesson id(s): {', '.join(missing)}; lessons under "
+                            f"{folder}: {', '.join(known) or '(none)'}")
     return wanted or known
 
 

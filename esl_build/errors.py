@@ -4,8 +4,8 @@
 
     EslBuildError                 exit_code 1 unless noted
     ├── LessonInvalid             a lesson has errors (carries every Problem, each file:line)
-    ├── ConfigInvalid             a config file, env variable or flag is wrong (file:line when known)
-    ├── ServiceError              a service refused or failed; ``retryable`` says whether to try again
+    ├── ConfigInvalid             a config file, variable or flag is wrong (file:line if known)
+    ├── ServiceError              a service failed; ``retryable`` says whether to try again
     │   ├── PublishError          Notion / HTML publisher
     │   ├── VoiceError            ElevenLabs / espeak
     │   └── StorageError          S3 / local storage

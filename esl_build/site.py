@@ -62,7 +62,8 @@ def write_index() -> TaskFailed | None:
         project.publisher.refresh_index(entries)  # type: ignore[attr-defined]
     except EslBuildError as error:
         return TaskFailed(str(error))
-    atomic_write(_fingerprint_file(project), (_entries_fingerprint(project, entries) + "\n").encode())
+    marker = _entries_fingerprint(project, entries) + "\n"
+    atomic_write(_fingerprint_file(project), marker.encode())
     return None
 
 
@@ -75,7 +76,8 @@ class IndexMatches:
         if not (project.settings.site_dir / "index.html").exists() or not marker.exists():
             return False
         try:
-            return marker.read_text().strip() == _entries_fingerprint(project, index_entries(project))
+            current = _entries_fingerprint(project, index_entries(project))
+            return marker.read_text().strip() == current
         except EslBuildError:
             return False  # the action reports it
 

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 
 from esl_build.errors import Problem
+from esl_build.lesson.emoji import first_grapheme, is_single_emoji
 from esl_build.lesson.envelope import Line
-from esl_build.lesson.frontmatter import first_grapheme
 from esl_build.lesson.inline import parse_inline
 from esl_build.lesson.model import Block, BlockType, RichText, Span
 
@@ -36,6 +36,7 @@ _IMAGE = re.compile(r"^!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?\s*\)$")
 _FENCE = re.compile(r"^(`{3,}|~{3,})[ \t]*([^`\s]*)")
 _TABLE_SEPARATOR = re.compile(r"^:?-+:?$")
 _URL = re.compile(r"^https?://\S+$")
+_SECTION_START = re.compile(r"^#{1,2}[ \t]")
 _ALERTS = {"note": "ℹ️", "tip": "💡", "important": "❗", "warning": "⚠️", "caution": "🛑"}
 
 
@@ -183,10 +184,10 @@ class _Parser:
                 i = self._quote(lines, i, blocks)
                 continue
             i += 1
-            blocks.append(self._leaf(no, raw, text, indent))
+            blocks.append(self._leaf(no, text, indent))
         return blocks
 
-    def _leaf(self, no: int, raw: str, text: str, indent: int) -> Block:
+    def _leaf(self, no: int, text: str, indent: int) -> Block:
         """A one-line block: heading, divider, image or paragraph."""
         if indent == 0 and text.startswith("#"):
             heading = _HEADING.match(text)
@@ -335,7 +336,10 @@ class _Parser:
         closer = closers.get(i)
         if closer is None:
             self.error(no, f":::{name} is never closed; add a line with ::: where it ends")
-            body, after = lines[i + 1:], len(lines)
+            # Assume it ends before the next section heading, so one missing ::: is one error.
+            after = next((k for k in range(i + 1, len(lines))
+                          if _SECTION_START.match(lines[k][1])), len(lines))
+            body = lines[i + 1:after]
         else:
             body, after = lines[i + 1:closer], closer + 1
             if name == "study-text" and _indent(lines[closer][1]) > 0:
@@ -398,7 +402,7 @@ class _Parser:
         if name == "callout":
             icon = first_grapheme(args)
             rest = args[len(icon):].strip()
-            if not icon or icon[0].isascii():
+            if not is_single_emoji(icon):
                 self.error(no, "a callout needs an emoji icon right after it, e.g. "
                            ":::callout 💡")
                 icon, rest = "", args
@@ -435,7 +439,7 @@ class _Parser:
 
     def _column_list(self, no: int, kids: tuple[Block, ...]) -> Block:
         columns = [kid for kid in kids if kid.type == "column"]
-        for kid in kids:
+        for kid in kids if columns else ():  # with no column at all, one error says it
             if kid.type != "column":
                 self.error(kid.line, "only :::column blocks can be inside a :::column-list; "
                            "move this into a :::column")

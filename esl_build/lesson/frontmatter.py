@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from esl_build.errors import Problem
+from esl_build.lesson.emoji import is_single_emoji
 from esl_build.lesson.envelope import Line
 from esl_build.lesson.model import Frontmatter, SpeakerProfile
 
@@ -22,6 +23,7 @@ OPTIONAL = ("speaker_labels", "speaker_profiles", "icon", "cover", "properties")
 INPUT_TYPES = ("generate", "authentic")
 PROFILE_KEYS = ("id", "display_name", "role", "gender", "age", "accent", "style", "voice")
 _URL = re.compile(r"^https?://\S+$")
+_YAML_BREAKS = {0x85: " ", 0x2028: " ", 0x2029: " "}
 
 
 class _Checker:
@@ -44,7 +46,8 @@ def parse_frontmatter(lines: list[Line] | None, opener_line: int, path: str
         return _empty(), []  # the envelope has already reported why
     base = lines[0][0] if lines else opener_line + 1
     checker = _Checker(path, base)
-    text = "\n".join(text for _, text in lines)
+    # YAML also breaks lines at NEL, LS and PS; as spaces they keep its line numbers ours.
+    text = "\n".join(text for _, text in lines).translate(_YAML_BREAKS)
     node, data = _load(text, checker, opener_line)
     if node is None:
         return _empty(), checker.problems
@@ -78,14 +81,22 @@ def _load(text: str, checker: _Checker, opener_line: int) -> tuple[yaml.Node | N
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = exc.problem or exc.context or "invalid YAML"
-        if exc.context_mark is not None and "end of stream" in reason:
-            # "unexpected end": the line where the unfinished thing (a quote, a list) began
+        context = str(exc.context or "")
+        unfinished = "flow" in context or "quoted" in context or "end of stream" in reason
+        if exc.context_mark is not None and unfinished:
+            # An unfinished quote, [list] or {map}: name the line where it began.
             mark = exc.context_mark
-            reason = ("this quoted value has no closing quote" if "quoted" in str(exc.context)
-                      else f"{exc.context}, never finished")
+            reason = ("this quoted value has no closing quote" if "quoted" in context
+                      else f"this {'[list]' if 'sequence' in context else '{map}'} is not "
+                      "closed properly" if "flow" in context else f"{context}: {reason}")
         line = checker.base + mark.line if mark is not None else opener_line
         checker.add(line, "error", f"the frontmatter is not valid YAML: {reason}; check the "
                     "quotes, colons and indentation on this line (quote values that contain `: `)")
+        return None, None
+    except yaml.reader.ReaderError as exc:
+        line = checker.base + text.count("\n", 0, exc.position)
+        checker.add(line, "error", f"the frontmatter holds a character YAML does not allow "
+                    f"(#x{exc.character:04x}); delete it")
         return None, None
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         checker.add(opener_line, "error", f"the frontmatter is not valid YAML: {exc}")
@@ -124,7 +135,8 @@ def _build(values: dict[str, tuple[yaml.Node, Any]], checker: _Checker) -> Front
     input_type = text("input_type", required=True) or ""
     if input_type and input_type not in INPUT_TYPES:
         checker.add(checker.lines["input_type"], "warning",
-                    f"input_type `{input_type}` is not one of: {', '.join(INPUT_TYPES)}")
+                    f"input_type `{input_type}` is not one of: {', '.join(INPUT_TYPES)}; "
+                    "use generate for a text written for the lesson, authentic for a real one")
     icon = text("icon", required=False)
     if icon is not None and not is_single_emoji(icon):
         checker.add(checker.lines["icon"], "error",
@@ -223,8 +235,10 @@ def _json_safe(value: Any) -> Any:
     """YAML values as JSON values: dates become ISO text, keys become text."""
     if isinstance(value, dict):
         return {str(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_json_safe(item) for item in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_json_safe(item) for item in value), key=repr)
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     if isinstance(value, float) and value != value:  # NaN has no JSON form
@@ -252,31 +266,3 @@ def _kind(value: Any) -> str:
 
 def _empty() -> Frontmatter:
     return Frontmatter(title="", student="", level="", topic=(), input_type="")
-
-
-_EMOJI_TAIL = frozenset(range(0x1F3FB, 0x1F400)) | {0xFE0F, 0xFE0E, 0x20E3}
-
-
-def first_grapheme(text: str) -> str:
-    """The first user-perceived character of ``text`` (an emoji with its modifiers and ZWJs)."""
-    if not text:
-        return ""
-    end = 1
-    if 0x1F1E6 <= ord(text[0]) <= 0x1F1FF and len(text) > 1 and 0x1F1E6 <= ord(text[1]) <= 0x1F1FF:
-        return text[:2]  # a flag: two regional indicators
-    while end < len(text):
-        code = ord(text[end])
-        if code in _EMOJI_TAIL or 0xE0020 <= code <= 0xE007F:
-            end += 1
-        elif code == 0x200D and end + 1 < len(text):
-            end += 2
-        else:
-            break
-    return text[:end]
-
-
-def is_single_emoji(text: str) -> bool:
-    """True for one emoji (possibly built from several code points), nothing else."""
-    text = text.strip()
-    return bool(text) and first_grapheme(text) == text and not text[0].isalnum() \
-        and ord(text[0]) > 0x7F

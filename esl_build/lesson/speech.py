@@ -19,7 +19,7 @@ _NAME = r"[^\W\d_][\w .\-]{0,31}"
 _SPEAKER = re.compile(
     rf"(?:\[(?P<a>{_NAME})\][ \t]*:|\*\*(?P<b>{_NAME})\*\*[ \t]*:|\*\*(?P<c>{_NAME}):\*\*"
     rf"|(?P<d>{_NAME}):)(?=\s|$)")
-_LIST_MARKER = re.compile(r"^(?:[-*+]|\d{1,9}[.)])[ \t]+")
+_LIST_MARKER = re.compile(r"^(?:[-*+]|\d{1,9}[.)]|#{1,6}|>)[ \t]+")  # also headings, quotes
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 _SPACE = re.compile(r"\s+")
 SHORT_PARAGRAPHS, SHORT_LINES = 3, 10

@@ -37,9 +37,9 @@ import jinja2
 from markupsafe import Markup
 
 from esl_build.errors import ConfigInvalid, PublishError
+from esl_build.files import atomic_write
 from esl_build.fingerprint import sha256_bytes
 from esl_build.lesson.model import Block, plain_text
-from esl_build.files import atomic_write
 from esl_build.services.protocols import PageSpec
 
 TEMPLATE_VERSION = 1

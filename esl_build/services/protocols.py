@@ -88,7 +88,9 @@ class Storage(Protocol):
     settings: dict[str, Any]
 
     def put(self, file: Path, key: str, *, sha256: str, content_type: str) -> dict[str, Any]:
-        """Store ``file`` at ``key`` (idempotent). Returns ``bucket``, ``key``, ``etag``, ``url``."""
+        """Store ``file`` at ``key`` (idempotent).
+
+        Returns ``bucket``, ``key``, ``etag`` and ``url``."""
         ...
 
     def fetch(self, outputs: dict[str, Any], dest: Path) -> None:

@@ -8,7 +8,7 @@ stage's record at once, so a kill loses nothing completed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +70,7 @@ class Result:
     stage: str
     lesson_id: str
     ran: bool
-    cost: Cost = Cost()
+    cost: Cost = field(default_factory=Cost)
 
 
 def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) -> Result:

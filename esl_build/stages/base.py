@@ -58,7 +58,7 @@ class Outcome:
     """What ``apply`` got from the service."""
 
     outputs: dict[str, Any]
-    cost: Cost = Cost()
+    cost: Cost = field(default_factory=Cost)
 
 
 class Waiting(Exception):

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from esl_build import audio
 from esl_build.errors import VoiceError
+from esl_build.files import atomic_write
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.services.protocols import Pcm
 from esl_build.stages import validate
 from esl_build.stages.base import Cost, Outcome, Plan
-from esl_build.files import atomic_write
 
 if TYPE_CHECKING:
     from esl_build.project import Project

@@ -11,10 +11,10 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from esl_build.files import atomic_write
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
 from esl_build.stages.base import Outcome, Plan
-from esl_build.files import atomic_write
 
 if TYPE_CHECKING:
     from esl_build.project import Project

@@ -58,7 +58,7 @@ def loads(data: bytes, *, where: str, lesson_id: str, source: str) -> Manifest:
     if not isinstance(doc, dict):
         raise ManifestCorrupt(f"{where}: a manifest must be a JSON object")
     version = doc.get("schemaVersion", 1)
-    if version == 1 or "stages" not in doc and "schemaVersion" not in doc:
+    if version == 1 or ("stages" not in doc and "schemaVersion" not in doc):
         return upgrade_v1(doc, lesson_id=lesson_id, source=source)
     if version != SCHEMA_VERSION:
         raise ManifestCorrupt(f"{where}: schemaVersion {version!r} is not supported by this "
@@ -91,7 +91,8 @@ def upgrade_v1(old: dict[str, Any], *, lesson_id: str, source: str) -> Manifest:
     return doc
 
 
-def record_stage(manifest: Manifest, *, stage: str, backend: str, remote: bool, fingerprint: str, inputs: dict[str, Any], outputs: dict[str, Any],
+def record_stage(manifest: Manifest, *, stage: str, backend: str, remote: bool,
+                 fingerprint: str, inputs: dict[str, Any], outputs: dict[str, Any],
                  cost: dict[str, int], run_id: str, now: datetime | None = None) -> None:
     """Replace ``stage``'s record after it succeeded; a remote backend's identity (page id,
     object key, block id) is also kept under ``remote``, where nothing deletes it."""

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from esl_build.state import manifest as mf
 from esl_build.files import atomic_write, file_lock
+from esl_build.state import manifest as mf
 
 
 class ManifestStore(Protocol):

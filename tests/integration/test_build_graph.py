@@ -99,7 +99,8 @@ def test_editing_a_preset_reruns_only_import_of_the_lessons_using_it(repo):
     repo.path("configs/presets.json").write_text(json.dumps(presets))
     run = repo.doit()
     assert run.ran - {"index"} == {"import:b1/unit2"}
-    repo.path("configs/presets.json").write_text(json.dumps({**presets, "leo-preset": {"h2": "blue"}}))
+    presets["leo-preset"] = {"h2": "blue"}
+    repo.path("configs/presets.json").write_text(json.dumps(presets))
     assert "changed: preset.h2, preset.h3" in repo.doit("info", "import:b1/unit2").stdout
 
 

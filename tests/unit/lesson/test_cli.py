@@ -70,6 +70,7 @@ def test_bad_arguments_exit_2_without_a_traceback(capsys):
 
 
 def test_public_api_is_explicit_and_sorted():
+    # isort-style, as ruff's RUF022 keeps it: constants, then classes, then functions
     assert lesson_api.__all__ == sorted(lesson_api.__all__, key=lambda n: (not n.isupper(), n))
     for name in lesson_api.__all__:
         assert hasattr(lesson_api, name)

@@ -381,3 +381,10 @@ def test_every_block_keeps_its_line():
     title, callout = document.blocks
     item = callout.children[0]
     assert (title.line, callout.line, item.line, item.children[0].line) == (1, 3, 4, 5)
+
+
+def test_one_emoji_may_be_several_code_points():
+    from esl_build.lesson.emoji import is_single_emoji
+
+    assert all(map(is_single_emoji, ["💡", "⚠️", "👨‍🏫", "🇬🇧", "👍🏽", "1️⃣"]))
+    assert not any(map(is_single_emoji, ["", "1", "Я", "💡 Tip", "💡💡", "Tip"]))

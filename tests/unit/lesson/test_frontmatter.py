@@ -55,3 +55,29 @@ def test_wrong_types_are_errors_at_their_line():
 def test_a_frontmatter_that_is_not_a_map():
     _, problems = parse(make_lesson(frontmatter="---\n- a\n- b\n---\n"))
     assert errors(problems)[0].message.startswith("the frontmatter must be")
+
+
+def test_a_control_character_is_an_error_at_its_line():
+    source = fm("colour: bl\x07ue")
+    _, problems = parse(source)
+    assert [(p.line, p.message.split(";")[0]) for p in errors(problems)] == [
+        (line_of(source, "colour:"), "the frontmatter holds a character YAML does not allow "
+                                     "(#x0007)")]
+
+
+def test_yaml_line_breaks_inside_values_do_not_shift_lines():
+    source = fm("colour: a\x85b\u2028c")
+    _, problems = parse(source)
+    assert [p.line for p in problems] == [line_of(source, "colour:")]
+
+
+def test_properties_become_json_values():
+    import json
+
+    from esl_build.lesson import lesson_json_bytes
+
+    lesson, problems = parse(fm("properties:\n  Tags: !!set {b, a}\n  Bin: !!binary aGk=\n"
+                                "  N: .nan\n  Due: 2025-01-31 10:00:00"))
+    assert problems == []
+    assert json.loads(lesson_json_bytes(lesson))["frontmatter"]["properties"] == {
+        "Tags": ["a", "b"], "Bin": "hi", "N": None, "Due": "2025-01-31T10:00:00"}

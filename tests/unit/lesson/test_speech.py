@@ -34,7 +34,7 @@ def test_speech_text_removes_markup_only():
 
 
 def test_segments_keep_speaker_text_markdown_and_line():
-    source = make_lesson(study="- [Alex]: I **can** go.\n\nand more\n[Mara]: Fine.")
+    source = make_lesson(study="- [Alex]: I **can** go.\n\n> and more\n### [Mara]: Fine.")
     lesson, problems = parse(source)
     assert errors(problems) == []
     assert [(s.speaker, s.text, s.markdown, s.line) for s in lesson.study_text.segments] == [

@@ -193,7 +193,7 @@ def test_yaml_syntax_error_at_its_line():
     _, problems = parse(source)
     (problem,) = errors(problems)
     assert "not valid YAML" in problem.message
-    assert line_of(source, "student: [Anna") <= problem.line <= line_of(source, "level: A2") + 1
+    assert problem.line == line_of(source, "student: [Anna")
 
 
 def test_yaml_error_line_counts_the_fence_and_the_frontmatter_opener():
@@ -276,3 +276,10 @@ def test_soft_checks_are_warnings():
 
 def test_a_study_text_inside_a_list_item_continuation_is_at_column_1():
     accepted((FIXTURES / "ok.md").read_text("utf-8"))
+
+
+def test_an_unclosed_study_text_is_one_error_not_a_cascade():
+    source = make_lesson().replace("[Mara]: Hello!\n:::\n", "[Mara]: Hello!\n")
+    _, problems = parse(source)
+    assert [(p.line, p.message.split(";")[0]) for p in problems] == [
+        (line_of(source, ":::study-text"), ":::study-text is never closed")]
