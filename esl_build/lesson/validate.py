@@ -66,6 +66,7 @@ def _check_sections(blocks: tuple[Block, ...], path: str, problems: list[Problem
                     ) -> dict[int, int]:
     """Top-level H2s → {section index: position in ``blocks``}; errors for the rest."""
     found: dict[int, int] = {}
+    claimed: set[int] = set()
     headings = [(k, b) for k, b in enumerate(blocks) if b.type == "heading_2" and not b.toggleable]
     highest = -1
     for count, (position, block) in enumerate(headings):
@@ -76,9 +77,11 @@ def _check_sections(blocks: tuple[Block, ...], path: str, problems: list[Problem
                 message = (f'a tenth H2 heading "{title}": a lesson has exactly nine sections; '
                            "make it a ### subheading or remove it")
             else:
+                expected = min(highest + 1, len(SECTIONS) - 1)
+                claimed.add(expected)  # reported here, so not again as "missing"
+                highest = expected
                 message = (f'H2 heading "{title}" is not one of the nine lesson sections; '
-                           f'expected "{SECTIONS[min(highest + 1, len(SECTIONS) - 1)]}" here '
-                           "(use ### for subheadings)")
+                           f'expected "{SECTIONS[expected]}" here (use ### for subheadings)')
             problems.append(Problem(path, block.line, "error", message))
         elif section in found:
             problems.append(Problem(path, block.line, "error",
@@ -93,7 +96,7 @@ def _check_sections(blocks: tuple[Block, ...], path: str, problems: list[Problem
         else:
             found[section] = position
             highest = section
-    missing = [k for k in range(len(SECTIONS)) if k not in found]
+    missing = [k for k in range(len(SECTIONS)) if k not in found and k not in claimed]
     if missing:
         names = "; ".join(f'"## {SECTIONS[k]}"' for k in missing)
         after = [found[k] for k in found if k > missing[0]]
