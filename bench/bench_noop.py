@@ -26,6 +26,7 @@ Nothing under ``esl_build/`` is touched; the benchmark only drives the ``doit`` 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import pstats
@@ -70,7 +71,8 @@ def doit_exe() -> str:
     return exe
 
 
-def run(cmd: list[str], cwd: Path, *, timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess]:
+def run(cmd: list[str], cwd: Path, *,
+        timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=clean_env(), capture_output=True, text=True,
                           timeout=timeout)
@@ -94,21 +96,30 @@ def template_lesson() -> Path:
              f"{FALLBACK_TEMPLATE}) found")
 
 
-def make_lesson(template: str, index: int) -> str:
-    """The template with its own title and its own first study-text line (kept short)."""
-    lines = template.splitlines()
-    out, titled, in_study, varied = [], False, False, False
-    for line in lines:
+def make_lesson(template: str, index: int, *, keep_lines: int = 2) -> str:
+    """The template with its own title and its own first study-text line.
+
+    The study text is cut to its first ``keep_lines`` spoken lines so the first build (which
+    synthesises every line) stays fast; the rest of the lesson is kept as it is."""
+    out, titled, in_study, spoken = [], False, False, 0
+    for line in template.splitlines():
         if not titled and line.startswith("title:"):
             line = f'title: "Bench Lesson {index}"'
             titled = True
         elif line.startswith(":::study-text"):
             in_study = True
-        elif in_study and not varied and line.strip() and not line.startswith(":::"):
-            line = line.rstrip() + f" Number {index}."
-            varied = True
+        elif in_study and line.startswith(":::"):
+            in_study = False
+        elif in_study and line.strip():
+            spoken += 1
+            if spoken > keep_lines:
+                continue
+            if spoken == 1:
+                line = line.rstrip() + f" Number {index}."
+        elif in_study and spoken >= keep_lines:
+            continue  # blank lines after the last kept line
         out.append(line)
-    if not (titled and varied):
+    if not (titled and spoken):
         sys.exit("bench_noop: the template lesson needs a `title:` line and a :::study-text block")
     return "\n".join(out) + "\n"
 
@@ -211,17 +222,19 @@ def first_build(cwd: Path, cmd: list[str], label: str) -> tuple[bool, float]:
 
 def time_noop(cwd: Path, cmd: list[str], repeat: int, label: str) -> Timing:
     timing = Timing()
-    for _ in range(repeat):
+    for attempt in range(1, repeat + 1):
         seconds, proc = run(cmd, cwd)
         timing.runs.append(seconds)
-        ran = RAN.findall(proc.stdout)
+        ran = [line[3:].strip() for line in proc.stdout.splitlines() if RAN.match(line)]
         if proc.returncode != 0 or ran:
             timing.ok = False
-            timing.problem = (f"exit {proc.returncode}, {len(ran)} task(s) ran: "
-                              + tail(proc.stdout + "\n" + proc.stderr, 10))
+            shown = ", ".join(ran[:8]) + (f", ... ({len(ran)} in all)" if len(ran) > 8 else "")
+            timing.problem += (f"\n    run {attempt}: exit {proc.returncode}; ran: {shown or '-'}"
+                               + ("" if proc.returncode == 0 else
+                                  "\n" + textwrap.indent(tail(proc.stderr, 10), "    | ")))
     runs = ", ".join(f"{s:.3f}" for s in timing.runs)
     print(f"  {label}: no-op best {timing.best:.3f}s median {timing.median:.3f}s [{runs}]"
-          + ("" if timing.ok else "  -- NOT A NO-OP: " + timing.problem), flush=True)
+          + ("" if timing.ok else "  -- NOT A NO-OP:" + timing.problem), flush=True)
     return timing
 
 
@@ -309,7 +322,7 @@ def check_targets(rows: list[Row]) -> None:
         print("SKIP  growth linear or better (needs two sizes)")
         return
     pieces, worst = [], 0.0
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         exponent = math.log(b.ours.best / a.ours.best) / math.log(b.n / a.n)
         marginal = (b.ours.best - a.ours.best) / (b.n - a.n) * 1000
         stock_marginal = (b.stock.best - a.stock.best) / (b.n - a.n) * 1000
@@ -339,7 +352,7 @@ def profile(row: Row, top: int) -> None:
 
     def fmt(key, value) -> str:
         filename, line, name = key
-        cc, nc, tt, ct, _ = value
+        _, nc, tt, ct, _ = value
         short = _short(filename)
         return (f"{ct:>8.3f} {ct / total * 100 if total else 0:>5.1f}% {tt:>8.3f} {nc:>9}  "
                 f"{short}:{line}({name})")
