@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from esl_build.errors import ConfigInvalid
 
 NOTION_COLOURS = frozenset(
@@ -73,6 +71,8 @@ def load_config(config_dir: Path, root: Path | None = None) -> Config:
     voices_file = config_dir / "voices.yml"
     voices: dict[str, Any] = {}
     if voices_file.is_file():
+        import yaml  # only when there is a voices file to read
+
         try:
             loaded = yaml.safe_load(voices_file.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:

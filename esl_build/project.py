@@ -7,6 +7,7 @@ most once per run. Services are created on first use, so a no-op build never imp
 
 from __future__ import annotations
 
+import os
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -34,7 +35,11 @@ class Project:
                                        root=settings.root)
         self._injected = {"publisher": publisher, "voice": voice, "storage": storage}
         self._config = config
-        self._sources: dict[str, tuple[tuple[int, int], bytes, str]] = {}
+        self.root = str(settings.root)
+        self.status_cache: dict[str, tuple[object, dict]] = {}  # see stages.statuses
+        self._lessons_prefix = settings.relative(settings.lessons_dir)
+        self._lesson_ids: list[str] | None = None
+        self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list]] = {}
         self._lock = threading.RLock()
 
@@ -79,28 +84,50 @@ class Project:
 
     # -- lessons ----------------------------------------------------------------------------
     def lesson_ids(self) -> list[str]:
-        """Every lesson under the lessons folder: its path without ``.md``, sorted."""
-        root = self.settings.lessons_dir
-        if not root.is_dir():
-            return []
-        return sorted(path.relative_to(root).as_posix()[:-3] for path in root.rglob("*.md")
-                      if not any(part.startswith(".") for part in path.relative_to(root).parts))
+        """Every lesson under the lessons folder: its path without ``.md``, sorted (found once
+        per project; hidden folders are skipped)."""
+        if self._lesson_ids is None:
+            root = str(self.settings.lessons_dir)
+            found = []
+            for folder, dirs, files in os.walk(root):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                relative = os.path.relpath(folder, root).replace(os.sep, "/")
+                prefix = "" if relative == "." else relative + "/"
+                found += [prefix + name[:-3] for name in files if name.endswith(".md")]
+            self._lesson_ids = sorted(found)
+        return self._lesson_ids
 
     def source_path(self, lesson_id: str) -> Path:
         return self.settings.lessons_dir / f"{lesson_id}.md"
 
     def display_path(self, lesson_id: str) -> str:
-        return self.settings.relative(self.source_path(lesson_id))
+        """The lesson file as messages name it: relative to the project root."""
+        return f"{self._lessons_prefix}/{lesson_id}.md"
+
+    def relative(self, path: Path | str) -> str:
+        """``path`` (inside the project) relative to the project root, posix style."""
+        text = str(path)
+        if text.startswith(self.root + os.sep):
+            return text[len(self.root) + 1:].replace(os.sep, "/")
+        return self.settings.relative(Path(path))
+
+    def source_stamp(self, lesson_id: str) -> tuple[int, int, int] | None:
+        """(inode, mtime, size) of the lesson file, or None when it is gone."""
+        try:
+            stat = os.stat(os.path.join(self.settings.lessons_dir, lesson_id + ".md"))
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
     def source(self, lesson_id: str) -> tuple[bytes, str]:
         """The lesson file's bytes and their sha256, re-read only when the file changed."""
-        path = self.source_path(lesson_id)
-        stat = path.stat()
-        key = (stat.st_mtime_ns, stat.st_size)
+        key = self.source_stamp(lesson_id)
+        if key is None:
+            raise FileNotFoundError(self.source_path(lesson_id))
         hit = self._sources.get(lesson_id)
         if hit and hit[0] == key:
             return hit[1], hit[2]
-        data = path.read_bytes()
+        data = self.source_path(lesson_id).read_bytes()
         digest = sha256_bytes(data)
         self._sources[lesson_id] = (key, data, digest)
         return data, digest

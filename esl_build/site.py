@@ -15,7 +15,7 @@ from esl_build.errors import EslBuildError
 from esl_build.files import atomic_write
 from esl_build.fingerprint import fingerprint
 from esl_build.project import Project
-from esl_build.stages import STAGES, status
+from esl_build.stages import statuses
 
 if TYPE_CHECKING:
     from esl_build.services.html import IndexEntry
@@ -26,7 +26,7 @@ def index_entries(project: Project) -> list[IndexEntry]:
 
     entries = []
     for lesson_id in project.lesson_ids():
-        states = {stage: status(project, stage, lesson_id) for stage in STAGES}
+        states = statuses(project, lesson_id)
         records = {stage: state.record or {} for stage, state in states.items()}
         about = records["validate"].get("outputs", {})
         linked = not states["add-audio"].stale

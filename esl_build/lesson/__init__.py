@@ -10,25 +10,49 @@
 The dialect is documented in ``docs/lesson-format.md``.
 """
 
-from esl_build.lesson.model import (
-    Block,
-    Frontmatter,
-    Lesson,
-    Segment,
-    Span,
-    SpeakerProfile,
-    StudyText,
-    plain_text,
-)
-from esl_build.lesson.parse import parse_lesson, read_lesson
-from esl_build.lesson.report import Report, validate_paths
-from esl_build.lesson.serialize import (
-    SCHEMA_VERSION,
-    lesson_json_bytes,
-    lesson_schema,
-    lesson_to_json,
-)
-from esl_build.lesson.speech import speech_text, split_speaker
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# Where each public name lives. Loaded on first use, so code that only needs the model (an
+# up-to-date check, the doit backend) does not import the parser and its YAML library.
+_HOMES = {
+    "Block": "model", "Frontmatter": "model", "Lesson": "model", "Segment": "model",
+    "Span": "model", "SpeakerProfile": "model", "StudyText": "model", "plain_text": "model",
+    "parse_lesson": "parse", "read_lesson": "parse", "Report": "report",
+    "validate_paths": "report", "SCHEMA_VERSION": "serialize", "lesson_json_bytes": "serialize",
+    "lesson_schema": "serialize", "lesson_to_json": "serialize", "speech_text": "speech",
+    "split_speaker": "speech",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"esl_build.lesson.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from esl_build.lesson.model import (
+        Block,
+        Frontmatter,
+        Lesson,
+        Segment,
+        Span,
+        SpeakerProfile,
+        StudyText,
+        plain_text,
+    )
+    from esl_build.lesson.parse import parse_lesson, read_lesson
+    from esl_build.lesson.report import Report, validate_paths
+    from esl_build.lesson.serialize import (
+        SCHEMA_VERSION,
+        lesson_json_bytes,
+        lesson_schema,
+        lesson_to_json,
+    )
+    from esl_build.lesson.speech import speech_text, split_speaker
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -29,12 +29,12 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from esl_build.errors import ConfigInvalid, PublishError
 from esl_build.files import atomic_write
@@ -42,11 +42,15 @@ from esl_build.fingerprint import sha256_bytes
 from esl_build.lesson.model import Block, plain_text
 from esl_build.services.protocols import PageSpec
 
-TEMPLATE_VERSION = 1
+if TYPE_CHECKING:
+    import jinja2
+
+TEMPLATE_VERSION = 2
 """Bump whenever the templates or this module change what a page looks like (fingerprints)."""
 
 AUDIO_BLOCK_ID = "esl-build-audio"
 AUDIO_START, AUDIO_END = "<!--esl-build:audio-->", "<!--/esl-build:audio-->"
+_AUDIO_START_BYTES, _AUDIO_END_BYTES = AUDIO_START.encode(), AUDIO_END.encode()
 _AUDIO_REGION = re.compile(re.escape(AUDIO_START) + ".*?" + re.escape(AUDIO_END), re.DOTALL)
 _TITLE_END = "</header>"  # the lesson header is the page's only <header>; text is escaped
 
@@ -206,14 +210,21 @@ class HtmlPublisher:
         self.site_dir = Path(site_dir)
         self.project_root = Path(project_root)
         self.settings: dict[str, Any] = {"templateVersion": TEMPLATE_VERSION}
-        self._env = jinja2.Environment(
+
+    @cached_property
+    def _env(self) -> jinja2.Environment:
+        # Built (and jinja2 imported) on first render: up-to-date checks never need it.
+        import jinja2
+
+        env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(Path(__file__).parent.parent / "templates"),
             autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
             undefined=jinja2.StrictUndefined)
-        self._env.filters["safe_url"] = _safe_url
-        self._env.filters["plain"] = plain_text
-        self._env.globals.update(palette=PALETTE, audio_start=Markup(AUDIO_START),
-                                 audio_end=Markup(AUDIO_END), audio_block_id=AUDIO_BLOCK_ID)
+        env.filters["safe_url"] = _safe_url
+        env.filters["plain"] = plain_text
+        env.globals.update(palette=PALETTE, audio_start=Markup(AUDIO_START),
+                           audio_end=Markup(AUDIO_END), audio_block_id=AUDIO_BLOCK_ID)
+        return env
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -271,9 +282,10 @@ class HtmlPublisher:
 
     # -- audio ------------------------------------------------------------------------------
 
-    def _audio_region(self, href: str) -> str:
-        player = self._env.get_template("_macros.html.j2").module.audio_player  # type: ignore[attr-defined]
-        return f"{AUDIO_START}{player(href, AUDIO_BLOCK_ID)}{AUDIO_END}"
+    def _audio_region(self, href: str, url: str) -> str:
+        macros = self._env.get_template("_macros.html.j2").module
+        player = macros.audio_player  # type: ignore[attr-defined]
+        return f"{AUDIO_START}{player(href, AUDIO_BLOCK_ID, url)}{AUDIO_END}"
 
     def link_audio(self, page: dict[str, Any], audio_url: str,
                    known: dict[str, Any] | None) -> dict[str, Any]:
@@ -287,7 +299,7 @@ class HtmlPublisher:
         if not path.is_file():
             raise PublishError(f"page {page['url']} of {page.get('pageId', '?')} is missing; "
                                "run import again before add-audio")
-        region = self._audio_region(_href(audio_url, posixpath.dirname(page["url"])))
+        region = self._audio_region(_href(audio_url, posixpath.dirname(page["url"])), audio_url)
         text = _place_region(path.read_text(encoding="utf-8"), region)
         if region not in text:
             raise PublishError(f"page {page['url']} has neither an audio region nor a title "
@@ -303,17 +315,19 @@ class HtmlPublisher:
         """Import outputs: the page file exists. Add-audio outputs (with ``blockId``): the page
         named by ``page`` exists and still holds the player for ``url``."""
         if "blockId" not in outputs:
-            return (self.project_root / outputs["url"]).is_file()
+            return os.path.isfile(os.path.join(self.project_root, outputs["url"]))
         page = outputs.get("page")
         page_url = page.get("url") if isinstance(page, dict) else page
         if not page_url:
             return False
-        path = self.project_root / page_url
         try:
-            region = self._audio_region(_href(outputs["url"], posixpath.dirname(page_url)))
-            return region in path.read_text(encoding="utf-8")
-        except (OSError, PublishError):
+            with open(os.path.join(self.project_root, page_url), "rb") as page_file:
+                data = page_file.read()
+        except OSError:
             return False
+        start = data.find(_AUDIO_START_BYTES)
+        region = data[start:data.find(_AUDIO_END_BYTES, start)] if start >= 0 else b""
+        return f'data-audio-url="{escape(outputs["url"])}"'.encode() in region
 
     # -- index ------------------------------------------------------------------------------
 

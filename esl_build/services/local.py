@@ -12,6 +12,7 @@ manifest reads the same whichever storage wrote it.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,6 @@ class LocalStorage:
         """True when the stored file of these ``put`` outputs still exists."""
         try:
             return (outputs.get("bucket") == self.bucket
-                    and self._object(outputs["key"]).is_file())
+                    and os.path.isfile(os.path.join(self.root, _check_key(outputs["key"]))))
         except (KeyError, StorageError):
             return False

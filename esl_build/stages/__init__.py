@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from esl_build.errors import EslBuildError, LessonInvalid
 from esl_build.stages import add_audio, import_page, tts, upload, validate
-from esl_build.stages.base import STAGES, UPSTREAM, Cost, Outcome, Plan, Waiting
+from esl_build.stages.base import (
+    STAGES,
+    UPSTREAM,
+    Cost,
+    ManifestView,
+    Outcome,
+    Plan,
+    Waiting,
+    record_of,
+)
 from esl_build.state.manifest import record_stage
 
 if TYPE_CHECKING:
@@ -24,7 +33,7 @@ MODULES: dict[str, ModuleType] = {"validate": validate, "import": import_page, "
                                   "upload": upload, "add-audio": add_audio}
 
 __all__ = ["MODULES", "STAGES", "UPSTREAM", "Cost", "Outcome", "Plan", "Status", "Waiting",
-           "estimate", "run", "status"]
+           "estimate", "run", "status", "statuses"]
 
 
 @dataclass(frozen=True)
@@ -42,11 +51,17 @@ class Status:
         return bool(self.reason)
 
 
-def status(project: Project, stage: str, lesson_id: str) -> Status:
-    """Compare the stage's current plan with its record. Writes and calls nothing."""
-    record = ((project.store.read(lesson_id) or {}).get("stages") or {}).get(stage)
+def status(project: Project, stage: str, lesson_id: str,
+           manifest: dict[str, Any] | None = None) -> Status:
+    """Compare the stage's current plan with its record. Writes and calls nothing.
+
+    ``manifest`` is the lesson's manifest if the caller has read it already."""
+    if manifest is None:
+        manifest = ManifestView(project.store.read(lesson_id))
+    record = record_of(manifest, stage)
+    module = MODULES[stage]
     try:
-        plan = MODULES[stage].plan(project, lesson_id)
+        plan = module.plan(project, lesson_id, manifest)
     except Waiting as waiting:
         return Status(stage, lesson_id, str(waiting), None, record)
     except LessonInvalid:
@@ -56,13 +71,30 @@ def status(project: Project, stage: str, lesson_id: str) -> Status:
         reason = "never built"
     elif "fingerprint" not in record:
         reason = "forgotten (doit forget): runs again, keeping its page/object ids"
-    elif record["fingerprint"] != plan.fingerprint:
+    elif not plan.matches(record):
         reason = "changed: " + ", ".join(_changed(record.get("inputs", {}), plan.inputs))
-    elif not MODULES[stage].durable(project, lesson_id, record):
+    elif not module.durable(project, lesson_id, record, manifest):
         reason = "output missing"
     else:
         reason = ""
     return Status(stage, lesson_id, reason, plan, record)
+
+
+def statuses(project: Project, lesson_id: str) -> dict[str, Status]:
+    """Every stage's status for one lesson, from one read of its manifest.
+
+    Cached until this process writes the lesson's manifest (or ``project.status_cache`` is
+    cleared, as each doit run does when it starts), so doit's five up-to-date checks and the
+    index cost one computation. A stale entry can only make a stage *try* to run: ``run``
+    checks again under the lesson's lease, from the manifest on disk."""
+    key = project.store.generation(lesson_id)
+    hit = project.status_cache.get(lesson_id)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    manifest = ManifestView(project.store.read(lesson_id))
+    result = {stage: status(project, stage, lesson_id, manifest) for stage in STAGES}
+    project.status_cache[lesson_id] = (key, result)
+    return result
 
 
 @dataclass(frozen=True)
@@ -78,7 +110,8 @@ def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) ->
 
     Raises ``EslBuildError`` subclasses for anything a user can fix."""
     with project.store.lease(lesson_id):
-        current = status(project, stage, lesson_id)
+        manifest = ManifestView(project.store.read(lesson_id))
+        current = status(project, stage, lesson_id, manifest)
         if current.plan is None:
             if stage != "validate" and "errors" in current.reason:
                 project.lesson(lesson_id)  # raises LessonInvalid with every problem
@@ -87,7 +120,7 @@ def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) ->
         if not current.stale and not force:
             return Result(stage, lesson_id, ran=False)
         plan = current.plan
-        outcome: Outcome = MODULES[stage].apply(project, plan)
+        outcome: Outcome = MODULES[stage].apply(project, plan, manifest)
         remote = _is_remote(project, stage)
         project.store.update(lesson_id, lambda manifest: record_stage(
             manifest, stage=stage, backend=plan.backend, remote=remote,

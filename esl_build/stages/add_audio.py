@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from esl_build.stages.base import Cost, Outcome, Plan
+from esl_build.stages.base import Cost, Outcome, Plan, upstream
 from esl_build.stages.import_page import known_identity
-from esl_build.stages.upload import upstream_record
 
 if TYPE_CHECKING:
     from esl_build.project import Project
 
 
-def plan(project: Project, lesson_id: str) -> Plan:
-    page = upstream_record(project, lesson_id, "import")
-    upload = upstream_record(project, lesson_id, "upload")
+def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:
+    page = upstream(manifest, "import", lesson_id)
+    upload = upstream(manifest, "upload", lesson_id)
     publisher = project.publisher
     return Plan("add-audio", lesson_id, publisher.name,
                 {"page": page["outputs"].get("pageId"),
@@ -28,12 +27,13 @@ def plan(project: Project, lesson_id: str) -> Plan:
                  "settings": {"backend": publisher.name, **publisher.settings}})
 
 
-def apply(project: Project, plan: Plan) -> Outcome:
-    page = upstream_record(project, plan.lesson_id, "import")["outputs"]
-    known = known_identity(project, plan.lesson_id, "add-audio", plan.backend)
+def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
+    page = upstream(manifest, "import", plan.lesson_id)["outputs"]
+    known = known_identity(manifest, "add-audio", plan.backend)
     outputs = project.publisher.link_audio(page, plan.inputs["audio"], known)
     return Outcome(outputs, Cost(requests=outputs.pop("requests", 0)))
 
 
-def durable(project: Project, lesson_id: str, record: dict[str, Any]) -> bool:
+def durable(project: Project, lesson_id: str, record: dict[str, Any],
+            manifest: dict[str, Any]) -> bool:
     return project.publisher.durable(record.get("outputs", {}))

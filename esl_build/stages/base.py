@@ -1,10 +1,10 @@
 """What every stage is made of: a pure ``Plan`` and its ``Cost``.
 
-A stage module provides three functions:
+A stage module provides three functions, each given the lesson's manifest as read once:
 
-``plan(project, lesson_id) -> Plan``       pure: the inputs that shape the output, hashed.
-``apply(project, plan) -> Outcome``        the one thin effect: call the service, return outputs.
-``durable(project, record) -> bool``       cheap, local: does the recorded output still exist?
+``plan(project, lesson_id, manifest) -> Plan``       pure: the inputs that shape the output.
+``apply(project, plan, manifest) -> Outcome``        the one thin effect: call the service.
+``durable(project, lesson_id, record, manifest)``    cheap, local: is the output still there?
 
 ``plan`` raises ``Waiting`` when an upstream stage has no record yet (doit runs upstream first,
 so inside a build this only happens after an upstream failure).
@@ -13,6 +13,7 @@ so inside a build this only happens after an upstream failure).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from esl_build.fingerprint import fingerprint
@@ -47,10 +48,17 @@ class Plan:
     lesson_id: str
     backend: str
     inputs: dict[str, Any]
-    fingerprint: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fingerprint", fingerprint(self.inputs))
+    @cached_property
+    def fingerprint(self) -> str:
+        return fingerprint(self.inputs)
+
+    def matches(self, record: dict[str, Any] | None) -> bool:
+        """Whether ``record`` was made from exactly these inputs (and not forgotten).
+
+        Records hold their inputs beside the fingerprint, so comparing the inputs avoids
+        hashing on every up-to-date check; the fingerprint is what a record is known by."""
+        return bool(record and record.get("fingerprint") and record.get("inputs") == self.inputs)
 
 
 @dataclass(frozen=True)
@@ -63,3 +71,27 @@ class Outcome:
 
 class Waiting(Exception):
     """A plan can't be made yet: an upstream stage has not produced its record."""
+
+
+class ManifestView(dict):
+    """A lesson's manifest as read for one round of checks, with a memo for values derived
+    from it (so the five stages of a lesson share one computation of each)."""
+
+    __slots__ = ("memo",)
+
+    def __init__(self, manifest: dict[str, Any] | None):
+        super().__init__(manifest or {})
+        self.memo: dict[str, Any] = {}
+
+
+def record_of(manifest: dict[str, Any], stage: str) -> dict[str, Any] | None:
+    """The stage's record in a manifest (``{}`` for a lesson without one), or None."""
+    return (manifest.get("stages") or {}).get(stage)
+
+
+def upstream(manifest: dict[str, Any], stage: str, lesson_id: str) -> dict[str, Any]:
+    """The record of an upstream stage, or ``Waiting`` when it has none yet."""
+    record = record_of(manifest, stage)
+    if not record or "outputs" not in record:
+        raise Waiting(f"waiting for {stage}:{lesson_id}")
+    return record

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from esl_build.services.protocols import PageSpec
 from esl_build.stages import validate
-from esl_build.stages.base import Cost, Outcome, Plan
+from esl_build.stages.base import Cost, Outcome, Plan, record_of
 
 if TYPE_CHECKING:
     from esl_build.project import Project
 
 
-def plan(project: Project, lesson_id: str) -> Plan:
-    checked = validate.current(project, lesson_id)
+def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:
+    checked = validate.current(project, lesson_id, manifest)
     preset_name, preset = project.config.preset_for(checked["student"])
     publisher = project.publisher
     return Plan("import", lesson_id, publisher.name,
@@ -26,21 +26,25 @@ def plan(project: Project, lesson_id: str) -> Plan:
                  "settings": {"backend": publisher.name, **publisher.settings}})
 
 
-def apply(project: Project, plan: Plan) -> Outcome:
+def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     lesson = project.lesson(plan.lesson_id)
     preset = dict(plan.inputs["preset"])
     spec = PageSpec(lesson, preset_name=preset.pop("name"), preset=preset)
-    known = known_identity(project, plan.lesson_id, "import", plan.backend)
+    known = known_identity(manifest, "import", plan.backend)
     outputs = project.publisher.publish(spec, known)
     return Outcome(outputs, Cost(requests=outputs.pop("requests", 0)))
 
 
-def durable(project: Project, lesson_id: str, record: dict[str, Any]) -> bool:
+def durable(project: Project, lesson_id: str, record: dict[str, Any],
+            manifest: dict[str, Any]) -> bool:
     return project.publisher.durable(record.get("outputs", {}))
 
 
-def known_identity(project: Project, lesson_id: str, stage: str,
-                   backend: str) -> dict[str, Any] | None:
-    """What this (stage, backend) produced for the lesson before, to update it in place."""
-    manifest = project.store.read(lesson_id) or {}
-    return manifest.get("remote", {}).get(f"{stage}/{backend}")
+def known_identity(manifest: dict[str, Any], stage: str, backend: str) -> dict[str, Any] | None:
+    """What this (stage, backend) produced for the lesson before, to update it in place:
+    the remote identity, else the last record's outputs when it came from this backend."""
+    remote = (manifest.get("remote") or {}).get(f"{stage}/{backend}")
+    if remote:
+        return remote
+    record = record_of(manifest, stage)
+    return record.get("outputs") if record and record.get("backend") == backend else None

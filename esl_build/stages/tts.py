@@ -8,18 +8,18 @@ that line only, and a rebuild after a crash picks up the lines already paid for.
 
 from __future__ import annotations
 
+import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esl_build import audio
 from esl_build.errors import VoiceError
 from esl_build.files import atomic_write
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.services.protocols import Pcm
 from esl_build.stages import validate
-from esl_build.stages.base import Cost, Outcome, Plan
+from esl_build.stages.base import Cost, Outcome, Plan, record_of, upstream
 
 if TYPE_CHECKING:
     from esl_build.project import Project
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 ASSEMBLY = {"gap": 0.6, "lead": 0.3, "tail": 0.6, "bitrate": 64, "version": 1}
 
 
-def plan(project: Project, lesson_id: str) -> Plan:
-    checked = validate.current(project, lesson_id)
+def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:
+    checked = validate.current(project, lesson_id, manifest)
     voice = project.voice
     return Plan("tts", lesson_id, voice.name,
                 {"speech": checked["speechDigest"], "assembly": ASSEMBLY,
@@ -68,7 +68,9 @@ def _cache_dir(project: Project) -> Path:
     return project.settings.build_dir / "cache" / "tts"
 
 
-def apply(project: Project, plan: Plan) -> Outcome:
+def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
+    from esl_build import audio  # lameenc and mutagen load only when audio is made
+
     lesson, keys, missing = _lines(project, plan)
     voice = project.voice
     voices = voice.assign(lesson)
@@ -91,18 +93,19 @@ def apply(project: Project, plan: Plan) -> Outcome:
     audio.write_mp3(target, data, title=lesson.frontmatter.title, album="esl-build",
                     artist=lesson.frontmatter.student)
     written = target.read_bytes()
-    return Outcome({"mp3": project.settings.relative(target), "sha256": sha256_bytes(written),
+    return Outcome({"mp3": project.relative(target), "sha256": sha256_bytes(written),
                     "seconds": round(track.seconds, 2), "lines": len(keys),
                     "synthesized": len(missing), "voices": voices},
                    _cost(project, missing))
 
 
-def durable(project: Project, lesson_id: str, record: dict[str, Any]) -> bool:
+def durable(project: Project, lesson_id: str, record: dict[str, Any],
+            manifest: dict[str, Any]) -> bool:
     """The MP3 is here, or it was uploaded already (then the bytes are fetched if needed)."""
     outputs = record.get("outputs", {})
-    if (project.settings.root / outputs.get("mp3", "")).is_file():
+    if outputs.get("mp3") and os.path.isfile(os.path.join(project.root, outputs["mp3"])):
         return True
-    upload = ((project.store.read(lesson_id) or {}).get("stages", {}).get("upload") or {})
+    upload = record_of(manifest, "upload") or {}
     return (upload.get("inputs", {}).get("audio") == outputs.get("sha256")
             and upload.get("backend") == project.storage.name
             and project.storage.durable(upload.get("outputs", {})))
@@ -117,14 +120,14 @@ def line_key(settings: dict[str, Any], voice_id: str, text: str) -> str:
     return fingerprint({"settings": settings, "voice": voice_id, "text": text}).split(":")[1]
 
 
-def ensure_local(project: Project, lesson_id: str, record: dict[str, Any]) -> Path:
+def ensure_local(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Path:
     """The recorded MP3 on disk, fetched back from storage when only the upload is left."""
+    record = upstream(manifest, "tts", lesson_id)
     target = project.settings.root / record["outputs"]["mp3"]
     if not target.is_file():
-        upload = (project.store.read(lesson_id) or {})["stages"]["upload"]
-        project.storage.fetch(upload["outputs"], target)
+        project.storage.fetch(upstream(manifest, "upload", lesson_id)["outputs"], target)
     if sha256_bytes(target.read_bytes()) != record["outputs"]["sha256"]:
-        raise VoiceError(f"{project.settings.relative(target)} differs from the recorded audio; "
+        raise VoiceError(f"{project.relative(target)} differs from the recorded audio; "
                          f"run `esl-build rerun {lesson_id} --steps tts,upload,add-audio`")
     return target
 

@@ -10,40 +10,32 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from esl_build.stages import tts
-from esl_build.stages.base import Cost, Outcome, Plan, Waiting
+from esl_build.stages.base import Cost, Outcome, Plan, upstream
 
 if TYPE_CHECKING:
     from esl_build.project import Project
 
 
-def plan(project: Project, lesson_id: str) -> Plan:
-    record = upstream_record(project, lesson_id, "tts")
+def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:
+    record = upstream(manifest, "tts", lesson_id)
     storage = project.storage
     return Plan("upload", lesson_id, storage.name,
                 {"audio": record["outputs"]["sha256"],
                  "settings": {"backend": storage.name, **storage.settings}})
 
 
-def apply(project: Project, plan: Plan) -> Outcome:
-    record = upstream_record(project, plan.lesson_id, "tts")
-    source = tts.ensure_local(project, plan.lesson_id, record)
+def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
+    source = tts.ensure_local(project, plan.lesson_id, manifest)
     key = object_key(plan.lesson_id, plan.inputs["audio"])
     outputs = project.storage.put(source, key, sha256=plan.inputs["audio"],
                                   content_type="audio/mpeg")
     return Outcome(outputs, Cost(requests=1 if project.storage.remote else 0))
 
 
-def durable(project: Project, lesson_id: str, record: dict[str, Any]) -> bool:
+def durable(project: Project, lesson_id: str, record: dict[str, Any],
+            manifest: dict[str, Any]) -> bool:
     return project.storage.durable(record.get("outputs", {}))
 
 
 def object_key(lesson_id: str, sha256: str) -> str:
     return f"audio/{lesson_id}/{sha256[:16]}.mp3"
-
-
-def upstream_record(project: Project, lesson_id: str, stage: str) -> dict[str, Any]:
-    """The record of an upstream stage, or ``Waiting`` when it has none yet."""
-    record = ((project.store.read(lesson_id) or {}).get("stages") or {}).get(stage)
-    if not record or "outputs" not in record:
-        raise Waiting(f"waiting for {stage}:{lesson_id}")
-    return record

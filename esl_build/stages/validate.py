@@ -8,13 +8,14 @@ digests instead of re-parsing, which keeps a no-op build to one file hash per le
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from esl_build.files import atomic_write
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
-from esl_build.stages.base import Outcome, Plan
+from esl_build.stages.base import Outcome, Plan, record_of
 
 if TYPE_CHECKING:
     from esl_build.project import Project
@@ -22,36 +23,45 @@ if TYPE_CHECKING:
 PARSER_VERSION = 1  # bump when the same Markdown parses to a different tree
 
 
-def plan(project: Project, lesson_id: str) -> Plan:
+def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:
+    memo = getattr(manifest, "memo", {})
+    if "validatePlan" in memo:
+        return memo["validatePlan"]
     _, digest = project.source(lesson_id)
-    return Plan("validate", lesson_id, "esl-build",
-                {"source": "sha256:" + digest, "parser": PARSER_VERSION,
-                 "strict": project.settings.strict})
+    memo["validatePlan"] = Plan("validate", lesson_id, "esl-build",
+                                {"source": "sha256:" + digest, "parser": PARSER_VERSION,
+                                 "strict": project.settings.strict})
+    return memo["validatePlan"]
 
 
-def apply(project: Project, plan: Plan) -> Outcome:
+def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     from esl_build.lesson import lesson_json_bytes
 
     lesson = project.lesson(plan.lesson_id)
     data = lesson_json_bytes(lesson)
     target = lesson_json_path(project, plan.lesson_id)
     atomic_write(target, data)
-    return Outcome({"lessonJson": project.settings.relative(target), "sha256": sha256_bytes(data),
+    return Outcome({"lessonJson": project.relative(target), "sha256": sha256_bytes(data),
                     "warnings": len(lesson.warnings), **summary(lesson), **digests(lesson)})
 
 
-def durable(project: Project, lesson_id: str, record: dict[str, Any]) -> bool:
-    return lesson_json_path(project, lesson_id).exists()
+def durable(project: Project, lesson_id: str, record: dict[str, Any],
+            manifest: dict[str, Any]) -> bool:
+    return os.path.exists(os.path.join(project.settings.build_dir, lesson_id, "lesson.json"))
 
 
-def current(project: Project, lesson_id: str) -> dict[str, Any]:
+def current(project: Project, lesson_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
     """The validate outputs for the lesson as it is now: the record when it is current,
     else computed in memory (``LessonInvalid`` when the lesson has errors)."""
-    record = (project.store.read(lesson_id) or {}).get("stages", {}).get("validate")
-    if record and record.get("fingerprint") == plan(project, lesson_id).fingerprint:
-        return record["outputs"]
-    lesson = project.lesson(lesson_id)
-    return {**summary(lesson), **digests(lesson)}
+    memo = getattr(manifest, "memo", {})
+    if "validated" not in memo:
+        record = record_of(manifest, "validate")
+        if plan(project, lesson_id, manifest).matches(record):
+            memo["validated"] = record["outputs"]
+        else:
+            lesson = project.lesson(lesson_id)
+            memo["validated"] = {**summary(lesson), **digests(lesson)}
+    return memo["validated"]
 
 
 def lesson_json_path(project: Project, lesson_id: str) -> Path:

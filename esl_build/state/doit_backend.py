@@ -19,6 +19,7 @@ Behaviour that differs from doit's stock backends, on purpose:
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
     from esl_build.project import Project
 
 
+@functools.cache
 def _route(task_id: str) -> tuple[str, str] | None:
+    """``<stage>:<lesson-id>`` → (stage, lesson id); None for tasks of no lesson."""
     stage, sep, lesson_id = task_id.partition(":")
     return (stage, lesson_id) if sep and stage in STAGE_NAMES and lesson_id else None
 
@@ -44,25 +47,30 @@ class ManifestBackend:
         self.name = name
         self.codec = codec
         self.project = doit_project()
+        self.project.status_cache.clear()  # a new doit run looks at the files afresh
         self._pending: dict[str, dict[str, Any]] = {}  # task id → record being saved
         self._memory: dict[str, dict[str, Any]] = {}   # tasks that belong to no lesson
+        self._saved: dict[str, dict[str, Any]] = {}    # lesson id → its manifest's "doit"
         self._lock = threading.Lock()
 
     # -- reads ------------------------------------------------------------------------------
     def _record(self, task_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            if task_id in self._pending:
-                return self._pending[task_id]
-            if task_id in self._memory:
-                return self._memory[task_id]
+        # Called several times per task on every run: plain dict lookups, no lock (a dict
+        # read is atomic; writers hold the lock).
+        record = self._pending.get(task_id) or self._memory.get(task_id)
+        if record is not None:
+            return record
         route = _route(task_id)
-        if route is None or not self.project.source_path(route[1]).exists():
+        if route is None:
             return None
-        try:
-            manifest = self.project.store.read(route[1]) or {}
-        except ManifestCorrupt:
-            return None  # the stage's action reports it, with the file and line
-        return manifest.get("doit", {}).get(task_id)
+        saved = self._saved.get(route[1])
+        if saved is None:
+            try:
+                manifest = self.project.store.read(route[1]) or {}
+            except ManifestCorrupt:
+                return None  # the stage's action reports it, with the file and line
+            saved = self._saved[route[1]] = dict(manifest.get("doit") or {})
+        return saved.get(task_id)
 
     def get(self, task_id: str, dependency: str) -> Any:
         record = self._record(task_id)
@@ -83,13 +91,16 @@ class ManifestBackend:
             if dependency != "deps:":  # doit writes deps: last: the record is complete
                 return
             del self._pending[task_id]
+            self._saved.setdefault(route[1], {})[task_id] = record
         self.project.store.update(route[1], lambda m: m["doit"].__setitem__(task_id, record))
 
     def remove(self, task_id: str) -> None:
+        route = _route(task_id)
         with self._lock:
             self._pending.pop(task_id, None)
             self._memory.pop(task_id, None)
-        route = _route(task_id)
+            if route is not None:
+                self._saved.get(route[1], {}).pop(task_id, None)
         if route is None or _called_for_a_failure():
             return
         stage, lesson_id = route

@@ -27,6 +27,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from esl_build.errors import ManifestCorrupt
 
 SCHEMA_VERSION = 2
@@ -48,13 +50,17 @@ def dumps(manifest: Manifest) -> bytes:
 def loads(data: bytes, *, where: str, lesson_id: str, source: str) -> Manifest:
     """Parse and check a manifest file; upgrade version 1. ``where`` names it in errors."""
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ManifestCorrupt(f"{where}: not UTF-8 text; restore it from git or delete it "
-                              "(the next build then re-creates it)") from None
-    except json.JSONDecodeError as exc:
-        raise ManifestCorrupt(f"{where}:{exc.lineno}: invalid JSON ({exc.msg}); restore it from "
-                              "git or delete it (the next build then re-creates it)") from None
+        doc = orjson.loads(data)  # a no-op build parses every manifest: 3x faster than json
+    except orjson.JSONDecodeError:
+        try:  # json's message names the line
+            doc = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ManifestCorrupt(f"{where}: not UTF-8 text; restore it from git or delete it "
+                                  "(the next build then re-creates it)") from None
+        except json.JSONDecodeError as exc:
+            raise ManifestCorrupt(f"{where}:{exc.lineno}: invalid JSON ({exc.msg}); restore it "
+                                  "from git or delete it (the next build then re-creates it)"
+                                  ) from None
     if not isinstance(doc, dict):
         raise ManifestCorrupt(f"{where}: a manifest must be a JSON object")
     version = doc.get("schemaVersion", 1)

@@ -11,6 +11,7 @@ at any moment leaves either the old or the new manifest, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,29 +36,48 @@ class FileManifestStore:
         self.lessons_dir = lessons_dir
         self.lock_dir = lock_dir
         self.root = root
-        self._cache: dict[str, tuple[tuple[int, int], mf.Manifest]] = {}
+        self._cache: dict[str, tuple[object, mf.Manifest]] = {}
+        self._generation: dict[str, int] = {}  # bumped by this process's writes
+        self._paths: dict[str, str] = {}
         self._guard = threading.Lock()
 
     def path(self, lesson_id: str) -> Path:
-        return self.lessons_dir / f"{lesson_id}.manifest.json"
+        return Path(self._path(lesson_id))
+
+    def _path(self, lesson_id: str) -> str:
+        path = self._paths.get(lesson_id)
+        if path is None:
+            path = self._paths[lesson_id] = os.path.join(self.lessons_dir,
+                                                         lesson_id + ".manifest.json")
+        return path
 
     def location(self, lesson_id: str) -> str:
-        return self._rel(self.path(lesson_id))
+        return self._rel(self._path(lesson_id))
+
+    def generation(self, lesson_id: str) -> int:
+        """How many times this store has written the lesson's manifest."""
+        return self._generation.get(lesson_id, 0)
+
+    def stamp(self, lesson_id: str) -> object:
+        """Changes whenever the manifest does: its (inode, mtime, size) and our own writes."""
+        try:
+            stat = os.stat(self._path(lesson_id))
+        except FileNotFoundError:
+            return (self._generation.get(lesson_id, 0),)
+        return (self._generation.get(lesson_id, 0), stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
     def read(self, lesson_id: str) -> mf.Manifest | None:
-        """The manifest, or None when the lesson has none yet. Cached by (mtime, size);
+        """The manifest, or None when the lesson has none yet. Cached by ``stamp``;
         callers must not mutate what they get."""
-        path = self.path(lesson_id)
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
+        key = self.stamp(lesson_id)
+        if len(key) == 1:
             return None
-        key = (stat.st_mtime_ns, stat.st_size)
         with self._guard:
             hit = self._cache.get(lesson_id)
         if hit and hit[0] == key:
             return hit[1]
-        doc = self._load(lesson_id, path.read_bytes())
+        with open(self._path(lesson_id), "rb") as file:
+            doc = self._load(lesson_id, file.read())
         with self._guard:
             self._cache[lesson_id] = (key, doc)
         return doc
@@ -75,6 +95,7 @@ class FileManifestStore:
                 atomic_write(path, after)
         with self._guard:
             self._cache.pop(lesson_id, None)
+            self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
         return doc
 
     def lease(self, lesson_id: str, timeout: float | None = None
@@ -93,10 +114,10 @@ class FileManifestStore:
                         source=self._source(lesson_id))
 
     def _source(self, lesson_id: str) -> str:
-        return self._rel(self.lessons_dir / f"{lesson_id}.md")
+        return self._rel(os.path.join(self.lessons_dir, lesson_id + ".md"))
 
-    def _rel(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return path.as_posix()
+    def _rel(self, path: str) -> str:
+        root = str(self.root)
+        if path.startswith(root + os.sep):
+            return path[len(root) + 1:].replace(os.sep, "/")
+        return Path(path).as_posix()
