@@ -1,0 +1,36 @@
+"""esl-build: publish ESL homework lessons from Markdown as a doit build graph.
+
+The public API (loaded on first use, so importing one module stays cheap):
+
+- ``Project`` (a lessons repository: settings, manifests, services) and ``Settings``
+- ``status``, ``statuses``, ``run`` (the stage engine) and ``STAGES``
+- ``parse_lesson``, ``read_lesson``, ``validate_paths`` (the lesson format)
+- the error tree: ``EslBuildError``, ``LessonInvalid``, ``ConfigInvalid``, ``ServiceError``,
+  ``PublishError``, ``VoiceError``, ``StorageError``, ``StateError``, ``ManifestCorrupt``,
+  ``LeaseHeld``, and ``Problem``
+"""
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_HOMES = {
+    "ConfigInvalid": "errors", "EslBuildError": "errors", "LeaseHeld": "errors",
+    "LessonInvalid": "errors", "ManifestCorrupt": "errors", "Problem": "errors",
+    "PublishError": "errors", "ServiceError": "errors", "StateError": "errors",
+    "StorageError": "errors", "VoiceError": "errors",
+    "Project": "project", "Settings": "settings",
+    "STAGES": "stages", "run": "stages", "status": "stages", "statuses": "stages",
+    "parse_lesson": "lesson", "read_lesson": "lesson", "validate_paths": "lesson",
+}
+
+__all__ = sorted([*_HOMES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'esl_build' has no attribute {name!r}")
+    value = getattr(import_module(f"esl_build.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

@@ -131,9 +131,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     report = []
     for lesson_id in _ids(project, args.ids):
         stages = {}
+        manifest = project.store.read(lesson_id) or {}
         for stage in STAGES:
             current = status(project, stage, lesson_id)
-            record = current.record or {}
+            record = (manifest.get("stages") or {}).get(stage) or {}
             stages[stage] = {"state": "stale" if current.stale else "done",
                              "reason": current.reason, "backend": record.get("backend"),
                              "finishedAt": record.get("finishedAt"),

@@ -12,13 +12,19 @@ import threading
 from functools import cached_property
 from pathlib import Path
 
+from esl_build import __version__
 from esl_build.config import Config, load_config
-from esl_build.errors import LessonInvalid
-from esl_build.fingerprint import sha256_bytes
+from esl_build.errors import EslBuildError, LessonInvalid
+from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
+from esl_build.state.checked import CheckedCache, stamp
 from esl_build.state.stores import FileManifestStore
+
+# Bump when what a stage's plan contains changes without the parser version changing, so
+# verdicts cached by an older esl-build are not trusted.
+CHECKED_KEY_VERSION = 1
 
 _current: Project | None = None
 _current_lock = threading.Lock()
@@ -81,6 +87,38 @@ class Project:
     def storage(self) -> Storage:
         from esl_build.services.factory import storage_from
         return self._injected["storage"] or storage_from(self.settings)
+
+    @cached_property
+    def checked(self) -> CheckedCache:
+        """Lessons verified up to date before, valid while files and settings are unchanged
+        (empty when a service can't be set up: its stages then report why)."""
+        try:
+            key = self._settings_key()
+        except EslBuildError:
+            key = None
+        return CheckedCache(self.settings.build_dir / ".cache" / "checked.json", key, self.root)
+
+    def new_run(self) -> None:
+        """Forget what this process concluded about the files (a long-lived process calls
+        this before each build; each doit run does)."""
+        self.status_cache.clear()
+        if "checked" in vars(self):
+            self.checked.new_run()
+
+    def _settings_key(self) -> str:
+        """Everything besides a lesson's own files that its stages' plans depend on."""
+        from esl_build.stages.validate import PARSER_VERSION
+
+        config = self.settings.config_dir
+        config_files = sorted(str(p) for p in config.glob("*.*")) + sorted(
+            str(p) for p in (config / "students").glob("*.json"))
+        return fingerprint({
+            "code": [__version__, PARSER_VERSION, CHECKED_KEY_VERSION],
+            "strict": self.settings.strict,
+            "services": [[s.name, s.settings] for s in (self.publisher, self.voice,
+                                                        self.storage)],
+            "config": {path: stamp(path) for path in config_files},
+        })
 
     # -- lessons ----------------------------------------------------------------------------
     def lesson_ids(self) -> list[str]:

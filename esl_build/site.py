@@ -1,7 +1,8 @@
 """The HTML site's index page: every lesson with the status of each stage and its audio.
 
 The ``index`` task is up to date when the index entries (computed from the manifests) hash to
-the fingerprint written beside ``index.html`` when it was last rendered.
+the fingerprint written beside ``index.html`` when it was last rendered; or, without reading
+any manifest, when every lesson is still as it was verified when the index was written.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from esl_build.files import atomic_write
 from esl_build.fingerprint import fingerprint
 from esl_build.project import Project
 from esl_build.stages import statuses
+from esl_build.stages.base import record_of
 
 if TYPE_CHECKING:
     from esl_build.services.html import IndexEntry
@@ -27,7 +29,8 @@ def index_entries(project: Project) -> list[IndexEntry]:
     entries = []
     for lesson_id in project.lesson_ids():
         states = statuses(project, lesson_id)
-        records = {stage: state.record or {} for stage, state in states.items()}
+        manifest = project.store.read(lesson_id) or {}
+        records = {stage: record_of(manifest, stage) or {} for stage in states}
         about = records["validate"].get("outputs", {})
         linked = not states["add-audio"].stale
         entries.append(IndexEntry(
@@ -38,7 +41,7 @@ def index_entries(project: Project) -> list[IndexEntry]:
             topic=about.get("topic", ""),
             page_url=records["import"].get("outputs", {}).get("url"),
             audio_url=records["upload"].get("outputs", {}).get("url") if linked else None,
-            stages={stage: ("done" if not state.stale else "stale" if state.record else
+            stages={stage: ("done" if not state.stale else "stale" if records[stage] else
                             "missing") for stage, state in states.items()},
         ))
     return entries
@@ -62,9 +65,15 @@ def write_index() -> TaskFailed | None:
         project.publisher.refresh_index(entries)  # type: ignore[attr-defined]
     except EslBuildError as error:
         return TaskFailed(str(error))
-    marker = _entries_fingerprint(project, entries) + "\n"
-    atomic_write(_fingerprint_file(project), marker.encode())
+    _write_marker(project, _entries_fingerprint(project, entries))
     return None
+
+
+def _write_marker(project: Project, entries_fingerprint: str) -> None:
+    """Beside index.html: what it shows, and the lesson verdicts that shows (a cache)."""
+    signature = project.checked.signature(project.lesson_ids()) or "-"
+    marker = f"{entries_fingerprint}\n{signature}\n"
+    atomic_write(_fingerprint_file(project), marker.encode())
 
 
 class IndexMatches:
@@ -75,11 +84,17 @@ class IndexMatches:
         marker = _fingerprint_file(project)
         if not (project.settings.site_dir / "index.html").exists() or not marker.exists():
             return False
+        written = marker.read_text().split()
+        if len(written) == 2 and written[1] == project.checked.signature(project.lesson_ids()):
+            return True  # no file any lesson's entry depends on has changed
         try:
-            current = _entries_fingerprint(project, index_entries(project))
-            return marker.read_text().strip() == current
+            entries = _entries_fingerprint(project, index_entries(project))
         except EslBuildError:
             return False  # the action reports it
+        if written[:1] != [entries]:
+            return False
+        _write_marker(project, entries)  # remember the verdicts it was checked against
+        return True
 
     def __repr__(self) -> str:
         return "index: up to date when every lesson's status is unchanged"

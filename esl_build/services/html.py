@@ -329,6 +329,11 @@ class HtmlPublisher:
         region = data[start:data.find(_AUDIO_END_BYTES, start)] if start >= 0 else b""
         return f'data-audio-url="{escape(outputs["url"])}"'.encode() in region
 
+    def watched(self, outputs: dict[str, Any]) -> tuple[str, ...]:
+        """The page file ``durable`` reads (for import or add-audio outputs)."""
+        page = outputs.get("page") if "blockId" in outputs else outputs.get("url")
+        return (os.path.join(self.project_root, page),) if isinstance(page, str) else ()
+
     # -- index ------------------------------------------------------------------------------
 
     def refresh_index(self, entries: Sequence[IndexEntry]) -> None:

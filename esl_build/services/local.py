@@ -127,3 +127,10 @@ class LocalStorage:
                     and os.path.isfile(os.path.join(self.root, _check_key(outputs["key"]))))
         except (KeyError, StorageError):
             return False
+
+    def watched(self, outputs: dict[str, Any]) -> tuple[str, ...]:
+        """The stored file ``durable`` looks for."""
+        try:
+            return (os.path.join(self.root, _check_key(outputs["key"])),)
+        except (KeyError, StorageError):
+            return ()

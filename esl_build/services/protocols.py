@@ -8,6 +8,8 @@ test passes a fake, a local backend or the real SDK. Every implementation has:
 ``settings`` the settings that shape its output (part of the stage fingerprint, no secrets).
 ``durable(outputs)``  a *cheap, local* check that a recorded output still exists (no network:
              a remote backend trusts its record and returns True).
+``watched(outputs)``  the local files ``durable`` looks at (none for a remote backend), so a
+             lesson verified up to date can be trusted until one of them changes.
 
 Outputs are plain JSON-able dicts: they go into the manifest as they are.
 """
@@ -62,6 +64,8 @@ class Publisher(Protocol):
 
     def durable(self, outputs: dict[str, Any]) -> bool: ...
 
+    def watched(self, outputs: dict[str, Any]) -> tuple[str, ...]: ...
+
 
 class Voice(Protocol):
     """Speaks text with a named voice. EspeakVoice, ElevenLabsVoice."""
@@ -98,3 +102,5 @@ class Storage(Protocol):
         ...
 
     def durable(self, outputs: dict[str, Any]) -> bool: ...
+
+    def watched(self, outputs: dict[str, Any]) -> tuple[str, ...]: ...

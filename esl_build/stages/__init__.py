@@ -24,6 +24,7 @@ from esl_build.stages.base import (
     Waiting,
     record_of,
 )
+from esl_build.state.checked import Stamp, stamp
 from esl_build.state.manifest import record_stage
 
 if TYPE_CHECKING:
@@ -38,7 +39,10 @@ __all__ = ["MODULES", "STAGES", "UPSTREAM", "Cost", "Outcome", "Plan", "Status",
 
 @dataclass(frozen=True)
 class Status:
-    """Whether one stage of one lesson is up to date; ``reason`` is empty when it is."""
+    """Whether one stage of one lesson is up to date; ``reason`` is empty when it is.
+
+    ``plan`` and ``record`` are None when the verdict came from the cache of lessons
+    verified before (nothing was computed or read)."""
 
     stage: str
     lesson_id: str
@@ -91,10 +95,33 @@ def statuses(project: Project, lesson_id: str) -> dict[str, Status]:
     hit = project.status_cache.get(lesson_id)
     if hit is not None and hit[0] == key:
         return hit[1]
-    manifest = ManifestView(project.store.read(lesson_id))
-    result = {stage: status(project, stage, lesson_id, manifest) for stage in STAGES}
+    checked = project.checked
+    if checked.fresh(lesson_id):  # nothing it depends on changed since it was verified
+        result = {stage: Status(stage, lesson_id, "") for stage in STAGES}
+    else:
+        result, files, manifest = _verify(project, lesson_id)
+        if any(state.stale for state in result.values()):
+            checked.forget(lesson_id)
+        else:
+            checked.remember(lesson_id, files, manifest.get("doit") or {})
     project.status_cache[lesson_id] = (key, result)
     return result
+
+
+def _verify(project: Project, lesson_id: str
+            ) -> tuple[dict[str, Status], dict[str, Stamp], dict[str, Any]]:
+    """Every stage's status by content, the stamps (taken first) of the files read, and the
+    manifest."""
+    files = {str(project.source_path(lesson_id)): stamp(str(project.source_path(lesson_id))),
+             str(project.store.path(lesson_id)): stamp(str(project.store.path(lesson_id)))}
+    manifest = ManifestView(project.store.read(lesson_id))
+    for stage in STAGES:
+        record = record_of(manifest, stage)
+        if record:
+            for path in MODULES[stage].watched(project, lesson_id, record, manifest):
+                files[path] = stamp(path)
+    return ({stage: status(project, stage, lesson_id, manifest) for stage in STAGES}, files,
+            manifest)
 
 
 @dataclass(frozen=True)

@@ -37,3 +37,8 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
 def durable(project: Project, lesson_id: str, record: dict[str, Any],
             manifest: dict[str, Any]) -> bool:
     return project.publisher.durable(record.get("outputs", {}))
+
+
+def watched(project: Project, lesson_id: str, record: dict[str, Any],
+            manifest: dict[str, Any]) -> tuple[str, ...]:
+    return project.publisher.watched(record.get("outputs", {}))

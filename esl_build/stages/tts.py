@@ -111,6 +111,15 @@ def durable(project: Project, lesson_id: str, record: dict[str, Any],
             and project.storage.durable(upload.get("outputs", {})))
 
 
+def watched(project: Project, lesson_id: str, record: dict[str, Any],
+            manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The MP3, and the uploaded copy that stands in for it when it is gone."""
+    mp3 = record.get("outputs", {}).get("mp3")
+    upload = record_of(manifest, "upload") or {}
+    return ((os.path.join(project.root, mp3),) if mp3 else ()) + \
+        project.storage.watched(upload.get("outputs", {}))
+
+
 def mp3_path(project: Project, lesson_id: str) -> Path:
     return project.settings.build_dir / lesson_id / "audio.mp3"
 

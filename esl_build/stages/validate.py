@@ -50,6 +50,11 @@ def durable(project: Project, lesson_id: str, record: dict[str, Any],
     return os.path.exists(os.path.join(project.settings.build_dir, lesson_id, "lesson.json"))
 
 
+def watched(project: Project, lesson_id: str, record: dict[str, Any],
+            manifest: dict[str, Any]) -> tuple[str, ...]:
+    return (os.path.join(project.settings.build_dir, lesson_id, "lesson.json"),)
+
+
 def current(project: Project, lesson_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
     """The validate outputs for the lesson as it is now: the record when it is current,
     else computed in memory (``LessonInvalid`` when the lesson has errors)."""

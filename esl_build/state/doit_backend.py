@@ -47,7 +47,7 @@ class ManifestBackend:
         self.name = name
         self.codec = codec
         self.project = doit_project()
-        self.project.status_cache.clear()  # a new doit run looks at the files afresh
+        self.project.new_run()  # a new doit run looks at the files afresh
         self._pending: dict[str, dict[str, Any]] = {}  # task id → record being saved
         self._memory: dict[str, dict[str, Any]] = {}   # tasks that belong to no lesson
         self._saved: dict[str, dict[str, Any]] = {}    # lesson id → its manifest's "doit"
@@ -64,6 +64,8 @@ class ManifestBackend:
         if route is None:
             return None
         saved = self._saved.get(route[1])
+        if saved is None and self.project.checked.fresh(route[1]):
+            saved = self._saved[route[1]] = self.project.checked.doit_records(route[1])
         if saved is None:
             try:
                 manifest = self.project.store.read(route[1]) or {}
@@ -118,7 +120,10 @@ class ManifestBackend:
                 self.remove(f"{stage}:{lesson_id}")
 
     def dump(self) -> None:
-        """Nothing to flush: every complete record was written when it was saved."""
+        """Every complete record was written when it was saved; only the cache of lessons
+        verified up to date is written now (it is only a cache)."""
+        if "checked" in vars(self.project):
+            self.project.checked.save()
 
 
 def doit_project() -> Project:

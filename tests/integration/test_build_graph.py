@@ -266,3 +266,25 @@ def test_a_real_backend_selected_by_credentials_is_named_and_not_faked(repo):
     assert "import=notion" in run.stdout
     assert "unset NOTION_TOKEN or set ESL_BUILD_PUBLISHER=html" in run.stdout
     assert "secret-token-value" not in run.stdout + run.stderr
+
+
+def test_an_edit_that_keeps_the_file_size_is_still_seen(repo):
+    """The cache of verified lessons is keyed by file identity, not size alone."""
+    built(repo)
+    repo.edit("unit1", "Alex: Great. Let's practise our English.",
+              "Alex: Great. Let's practice our English.")  # same length
+    run = repo.doit()
+    assert tasks("unit1", "validate", "tts") <= run.ran
+    assert run.characters == len("Great. Let's practice our English.")
+
+
+def test_the_cache_of_verified_lessons_is_only_a_cache(repo):
+    built(repo)
+    cache = repo.path("build/.cache/checked.json")
+    assert cache.is_file()
+    cache.write_text("{ not json")
+    assert repo.doit().ran == set()
+    cache.unlink()
+    assert repo.doit().ran == set()
+    repo.path("build/unit1/lesson.json").unlink()  # an output the verdict depended on
+    assert repo.doit().ran == {"validate:unit1"}
