@@ -216,7 +216,8 @@ def first_build(cwd: Path, cmd: list[str], label: str) -> tuple[bool, float]:
     print(f"  {label}: first build {'ok' if ok else 'FAILED'} in {seconds:.1f}s "
           f"({ran} tasks ran)", flush=True)
     if not ok:
-        print(textwrap.indent(tail(proc.stdout + "\n" + proc.stderr), "    | "))
+        print(f"    | exit {proc.returncode}")
+        print(textwrap.indent(tail(proc.stdout) + "\n" + tail(proc.stderr), "    | "))
     return ok, seconds
 
 

@@ -28,9 +28,17 @@ _HOMES = {
 __all__ = sorted([*_HOMES, "__version__"])
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'esl_build' has no attribute {name!r}")
-    value = getattr(import_module(f"esl_build.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
+def lazy_exports(package: str, homes: dict[str, str], namespace: dict[str, Any]):
+    """A module ``__getattr__`` that imports each public name from its home module on first
+    use (PEP 562), so importing a package does not import everything it offers."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in homes:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = namespace[name] = getattr(import_module(f"{package}.{homes[name]}"), name)
+        return value
+
+    return __getattr__
+
+
+__getattr__ = lazy_exports("esl_build", _HOMES, globals())

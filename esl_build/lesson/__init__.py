@@ -10,8 +10,9 @@
 The dialect is documented in ``docs/lesson-format.md``.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from esl_build import lazy_exports
 
 # Where each public name lives. Loaded on first use, so code that only needs the model (an
 # up-to-date check, the doit backend) does not import the parser and its YAML library.
@@ -25,12 +26,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"esl_build.lesson.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES, globals())
 
 
 if TYPE_CHECKING:

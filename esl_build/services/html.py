@@ -10,10 +10,10 @@ placed just before the study text (or, on a page without study text, inserted af
 by the first ``link_audio``). ``link_audio`` rewrites only that region, so linking twice gives
 the same bytes and a new URL replaces the old player.
 
-``publish`` always renders the page *without* audio, even when the old page had a player: the
-page is a pure function of the lesson, and the build reruns add-audio after every import (the
-stage graph guarantees it), which puts the player back. Nothing is carried over from the old
-file.
+Publishing again keeps the player ``link_audio`` put there, as a Notion page updated in place
+keeps its audio block: a content edit does not make add-audio run again. Only the marker region
+is carried over from the old file; a page rendered from scratch has no player until
+``link_audio`` (``durable`` then reports the add-audio output missing).
 
 Preset colours use Notion's colour names (``yellow``, ``purple_background``, ...), mapped to CSS
 classes (``fg-yellow``, ``bg-purple``). Headings 2 and 3 get the preset's ``h2``/``h3`` colour

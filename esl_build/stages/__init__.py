@@ -77,7 +77,7 @@ def status(project: Project, stage: str, lesson_id: str,
         reason = "forgotten (doit forget): runs again, keeping its page/object ids"
     elif not plan.matches(record):
         reason = "changed: " + ", ".join(_changed(record.get("inputs", {}), plan.inputs))
-    elif not module.durable(project, lesson_id, record, manifest):
+    elif not _durable(project, stage, lesson_id, record, manifest):
         reason = "output missing"
     else:
         reason = ""
@@ -118,7 +118,7 @@ def _verify(project: Project, lesson_id: str
     for stage in STAGES:
         record = record_of(manifest, stage)
         if record:
-            for path in MODULES[stage].watched(project, lesson_id, record, manifest):
+            for path in _watched(project, stage, lesson_id, record, manifest):
                 files[path] = stamp(path)
     return ({stage: status(project, stage, lesson_id, manifest) for stage in STAGES}, files,
             manifest)
@@ -158,6 +158,24 @@ def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) ->
 
 
 SERVICE_OF = {"import": "publisher", "tts": "voice", "upload": "storage", "add-audio": "publisher"}
+
+
+def _durable(project: Project, stage: str, lesson_id: str, record: dict[str, Any],
+             manifest: dict[str, Any]) -> bool:
+    """The stage's own check if it has one, else its service's check of the outputs."""
+    check = getattr(MODULES[stage], "durable", None)
+    if check:
+        return check(project, lesson_id, record, manifest)
+    return getattr(project, SERVICE_OF[stage]).durable(record.get("outputs", {}))
+
+
+def _watched(project: Project, stage: str, lesson_id: str, record: dict[str, Any],
+             manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The local files the stage's durability check reads."""
+    files = getattr(MODULES[stage], "watched", None)
+    if files:
+        return files(project, lesson_id, record, manifest)
+    return getattr(project, SERVICE_OF[stage]).watched(record.get("outputs", {}))
 
 
 def _is_remote(project: Project, stage: str) -> bool:

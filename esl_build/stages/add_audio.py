@@ -32,13 +32,3 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     known = known_identity(manifest, "add-audio", plan.backend)
     outputs = project.publisher.link_audio(page, plan.inputs["audio"], known)
     return Outcome(outputs, Cost(requests=outputs.pop("requests", 0)))
-
-
-def durable(project: Project, lesson_id: str, record: dict[str, Any],
-            manifest: dict[str, Any]) -> bool:
-    return project.publisher.durable(record.get("outputs", {}))
-
-
-def watched(project: Project, lesson_id: str, record: dict[str, Any],
-            manifest: dict[str, Any]) -> tuple[str, ...]:
-    return project.publisher.watched(record.get("outputs", {}))

@@ -1,10 +1,13 @@
 """What every stage is made of: a pure ``Plan`` and its ``Cost``.
 
-A stage module provides three functions, each given the lesson's manifest as read once:
+A stage module provides these functions, each given the lesson's manifest as read once:
 
 ``plan(project, lesson_id, manifest) -> Plan``       pure: the inputs that shape the output.
 ``apply(project, plan, manifest) -> Outcome``        the one thin effect: call the service.
 ``durable(project, lesson_id, record, manifest)``    cheap, local: is the output still there?
+``watched(project, lesson_id, record, manifest)``    the local files ``durable`` reads.
+
+The last two are optional: by default the stage's service checks the recorded outputs.
 
 ``plan`` raises ``Waiting`` when an upstream stage has no record yet (doit runs upstream first,
 so inside a build this only happens after an upstream failure).

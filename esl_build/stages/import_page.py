@@ -35,16 +35,6 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     return Outcome(outputs, Cost(requests=outputs.pop("requests", 0)))
 
 
-def durable(project: Project, lesson_id: str, record: dict[str, Any],
-            manifest: dict[str, Any]) -> bool:
-    return project.publisher.durable(record.get("outputs", {}))
-
-
-def watched(project: Project, lesson_id: str, record: dict[str, Any],
-            manifest: dict[str, Any]) -> tuple[str, ...]:
-    return project.publisher.watched(record.get("outputs", {}))
-
-
 def known_identity(manifest: dict[str, Any], stage: str, backend: str) -> dict[str, Any] | None:
     """What this (stage, backend) produced for the lesson before, to update it in place:
     the remote identity, else the last record's outputs when it came from this backend."""

@@ -32,15 +32,5 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     return Outcome(outputs, Cost(requests=1 if project.storage.remote else 0))
 
 
-def durable(project: Project, lesson_id: str, record: dict[str, Any],
-            manifest: dict[str, Any]) -> bool:
-    return project.storage.durable(record.get("outputs", {}))
-
-
-def watched(project: Project, lesson_id: str, record: dict[str, Any],
-            manifest: dict[str, Any]) -> tuple[str, ...]:
-    return project.storage.watched(record.get("outputs", {}))
-
-
 def object_key(lesson_id: str, sha256: str) -> str:
     return f"audio/{lesson_id}/{sha256[:16]}.mp3"
