@@ -87,6 +87,11 @@ def _stage_tasks(stage: str):
             "task_dep": [f"{up}:{lesson_id}" for up in UPSTREAM[stage]],
             "uptodate": [RecordMatches(stage, lesson_id)],
             "verbosity": 2,
+            # doit's output capture swaps the global sys.stdout around each action; with
+            # `-P thread` the swaps interleave and nest, and over a large build the chain of
+            # wrappers grows until writing to it overflows the stack. Our actions print
+            # nothing worth capturing.
+            "io": {"capture": False},
         }
 
 
@@ -118,4 +123,4 @@ def task_index():
     if project.settings.publisher != "html":
         return {"actions": None, "doc": "(only with the html publisher)"}
     return {"actions": [write_index], "task_dep": ["import", "add-audio"],
-            "uptodate": [IndexMatches()], "verbosity": 2}
+            "uptodate": [IndexMatches()], "verbosity": 2, "io": {"capture": False}}

@@ -160,3 +160,12 @@ def test_a_failing_stage_keeps_its_record_and_identity(in_process):
     assert json.loads(before)["stages"]["import"] == record  # … import's record is intact
     assert "doit" in json.loads(manifest.read_text())
     assert "Traceback" not in out
+
+
+def test_parallel_threads_leave_the_standard_streams_alone(in_process):
+    """doit's per-action output capture swaps sys.stdout; under `-P thread` interleaved
+    swaps nest wrappers until a large build overflows the stack at exit. Ours don't capture."""
+    stdout, stderr = sys.stdout, sys.stderr
+    assert build(in_process, "-n", "2", "-P", "thread")[0] == 0
+    assert sys.stdout is stdout and sys.stderr is stderr
+
