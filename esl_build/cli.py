@@ -57,8 +57,11 @@ def run_doit(args: list[str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="esl-build", description=__doc__.split("::")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="esl-build", description="Publish ESL homework lessons from Markdown. Build with "
+        "`doit` (or `esl-build build`); these commands check, plan and inspect.",
+        epilog="exit codes: 0 success, 1 a lesson or stage failed, 2 bad usage or configuration",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("validate", help="check lessons (see esl-build validate --help)")
     sub.add_parser("build", help="run the build graph; arguments go to doit")
