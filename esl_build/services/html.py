@@ -45,7 +45,7 @@ from esl_build.services.protocols import PageSpec
 if TYPE_CHECKING:
     import jinja2
 
-TEMPLATE_VERSION = 2
+TEMPLATE_VERSION = 3
 """Bump whenever the templates or this module change what a page looks like (fingerprints)."""
 
 AUDIO_BLOCK_ID = "esl-build-audio"
