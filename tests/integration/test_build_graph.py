@@ -288,3 +288,15 @@ def test_the_cache_of_verified_lessons_is_only_a_cache(repo):
     assert repo.doit().ran == set()
     repo.path("build/unit1/lesson.json").unlink()  # an output the verdict depended on
     assert repo.doit().ran == {"validate:unit1"}
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_parallel_rebuild_reruns_everything_downstream_of_an_edit(repo, mode):
+    """Up-to-date checks run in doit's main process; the stages in workers. Downstream checks
+    must see what an upstream stage just recorded, in either kind of worker."""
+    built(repo)
+    repo.edit("unit1", "Alex: Great. Let's practise our English.", "Alex: Great, let's begin.")
+    run = repo.doit("-n", "2", "-P", mode)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.ran - {"index"} == tasks("unit1")
+    assert repo.doit().ran == set()
