@@ -51,28 +51,37 @@ class ManifestBackend:
         self._pending: dict[str, dict[str, Any]] = {}  # task id → record being saved
         self._memory: dict[str, dict[str, Any]] = {}   # tasks that belong to no lesson
         self._saved: dict[str, dict[str, Any]] = {}    # lesson id → its manifest's "doit"
+        self._answers: dict[str, dict[str, Any] | None] = {}  # task id → its record
         self._lock = threading.Lock()
 
     # -- reads ------------------------------------------------------------------------------
     def _record(self, task_id: str) -> dict[str, Any] | None:
-        # Called several times per task on every run: plain dict lookups, no lock (a dict
-        # read is atomic; writers hold the lock).
+        # doit asks several times per task on every run: after the first answer, one dict
+        # lookup (no lock: a dict read is atomic; writers hold the lock and drop the answer).
+        try:
+            return self._answers[task_id]
+        except KeyError:
+            pass
         record = self._pending.get(task_id) or self._memory.get(task_id)
-        if record is not None:
-            return record
-        route = _route(task_id)
-        if route is None:
-            return None
-        saved = self._saved.get(route[1])
-        if saved is None and self.project.checked.fresh(route[1]):
-            saved = self._saved[route[1]] = self.project.checked.doit_records(route[1])
+        if record is None:
+            route = _route(task_id)
+            saved = None if route is None else self._lesson_records(route[1])
+            record = None if saved is None else saved.get(task_id)
+        self._answers[task_id] = record
+        return record
+
+    def _lesson_records(self, lesson_id: str) -> dict[str, Any] | None:
+        """doit's records of one lesson: from the cache of verified lessons, else its manifest."""
+        saved = self._saved.get(lesson_id)
+        if saved is None and self.project.checked.fresh(lesson_id):
+            saved = self._saved[lesson_id] = self.project.checked.doit_records(lesson_id)
         if saved is None:
             try:
-                manifest = self.project.store.read(route[1]) or {}
+                manifest = self.project.store.read(lesson_id) or {}
             except ManifestCorrupt:
                 return None  # the stage's action reports it, with the file and line
-            saved = self._saved[route[1]] = dict(manifest.get("doit") or {})
-        return saved.get(task_id)
+            saved = self._saved[lesson_id] = dict(manifest.get("doit") or {})
+        return saved
 
     def get(self, task_id: str, dependency: str) -> Any:
         record = self._record(task_id)
@@ -84,7 +93,10 @@ class ManifestBackend:
     # -- writes -----------------------------------------------------------------------------
     def set(self, task_id: str, dependency: str, value: Any) -> None:
         route = _route(task_id)
+        if route is not None:
+            self._lesson_records(route[1])  # loaded before this record joins them
         with self._lock:
+            self._answers.pop(task_id, None)
             if route is None:
                 self._memory.setdefault(task_id, {})[dependency] = value
                 return
@@ -94,11 +106,13 @@ class ManifestBackend:
                 return
             del self._pending[task_id]
             self._saved.setdefault(route[1], {})[task_id] = record
+            self._answers.pop(task_id, None)
         self.project.store.update(route[1], lambda m: m["doit"].__setitem__(task_id, record))
 
     def remove(self, task_id: str) -> None:
         route = _route(task_id)
         with self._lock:
+            self._answers.pop(task_id, None)
             self._pending.pop(task_id, None)
             self._memory.pop(task_id, None)
             if route is not None:
