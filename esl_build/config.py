@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from esl_build import files
 from esl_build.errors import ConfigInvalid
 
 NOTION_COLOURS = frozenset(
@@ -48,7 +49,7 @@ def load_config(config_dir: Path, root: Path | None = None) -> Config:
     """Read and check the configuration folder (missing files are fine, broken ones are not).
 
     Messages name files relative to ``root`` (the project) when given."""
-    shown = (lambda p: _display(p, root)) if root else str
+    shown = (lambda p: files.shown(p, root)) if root else str
     presets_file = config_dir / "presets.json"
     presets = _read_json(presets_file, {}, shown)
     if not isinstance(presets, dict):
@@ -85,13 +86,6 @@ def load_config(config_dir: Path, root: Path | None = None) -> Config:
                                 line=1)
         voices = loaded
     return Config(presets=presets, students=students, voices=voices)
-
-
-def _display(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _read_json(file: Path, default: Any, shown) -> Any:

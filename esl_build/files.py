@@ -67,3 +67,21 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see ``atomic_path``)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def relative_to(path: Path | str, root: Path | str) -> str | None:
+    """``path`` relative to ``root``, posix style, or None when it lies outside ``root``."""
+    text, base = os.fspath(path), os.fspath(root).rstrip(os.sep)
+    if text.startswith(base + os.sep):  # the common case, without touching the disk
+        return text[len(base) + 1:].replace(os.sep, "/")
+    try:
+        return Path(text).resolve().relative_to(Path(base).resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def shown(path: Path | str, root: Path | str) -> str:
+    """How messages and manifests name a file: relative to the project root when inside it."""
+    relative = relative_to(path, root)
+    return relative if relative is not None else Path(path).as_posix()
+

@@ -15,6 +15,7 @@ from pathlib import Path
 from esl_build import __version__
 from esl_build.config import Config, load_config
 from esl_build.errors import EslBuildError, LessonInvalid
+from esl_build.files import shown
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
 from esl_build.services.protocols import Publisher, Storage, Voice
@@ -143,11 +144,8 @@ class Project:
         return f"{self._lessons_prefix}/{lesson_id}.md"
 
     def relative(self, path: Path | str) -> str:
-        """``path`` (inside the project) relative to the project root, posix style."""
-        text = str(path)
-        if text.startswith(self.root + os.sep):
-            return text[len(self.root) + 1:].replace(os.sep, "/")
-        return self.settings.relative(Path(path))
+        """``path`` relative to the project root, posix style (for manifests and messages)."""
+        return shown(path, self.root)
 
     def source_stamp(self, lesson_id: str) -> tuple[int, int, int] | None:
         """(inode, mtime, size) of the lesson file, or None when it is gone."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from esl_build.errors import ConfigInvalid
+from esl_build.files import shown
 
 PUBLISHERS = ("html", "notion")
 VOICES = ("espeak", "elevenlabs")
@@ -126,10 +127,7 @@ class Settings:
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the project root, posix style (for manifests and messages)."""
-        try:
-            return path.resolve().relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            return path.as_posix()
+        return shown(path, self.root)
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ from urllib.parse import quote, urlsplit
 from markupsafe import Markup, escape
 
 from esl_build.errors import ConfigInvalid, PublishError
-from esl_build.files import atomic_write
+from esl_build.files import atomic_write, shown
 from esl_build.fingerprint import sha256_bytes
 from esl_build.lesson.model import Block, plain_text
 from esl_build.services.protocols import PageSpec
@@ -238,7 +238,7 @@ class HtmlPublisher:
 
     def _project_path(self, path: Path) -> str:
         """``path`` relative to the project root, posix (the form recorded in manifests)."""
-        return Path(os.path.relpath(path, self.project_root)).as_posix()
+        return shown(path, self.project_root)
 
     # -- publish ----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from esl_build.errors import StorageError
-from esl_build.files import atomic_path
+from esl_build.files import atomic_path, relative_to
 
 _CHUNK = 1 << 20
 
@@ -70,10 +70,7 @@ class LocalStorage:
 
     def _relative(self, path: Path) -> str | None:
         """``path`` relative to the project root (posix), or None when it lies outside."""
-        try:
-            return path.resolve().relative_to(self.project_root.resolve()).as_posix()
-        except ValueError:
-            return None
+        return relative_to(path, self.project_root)
 
     def _object(self, key: str) -> Path:
         return self.root / _check_key(key)

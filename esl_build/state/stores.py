@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from esl_build.files import atomic_write, file_lock
+from esl_build.files import atomic_write, file_lock, shown
 from esl_build.state import manifest as mf
 
 
@@ -117,7 +117,4 @@ class FileManifestStore:
         return self._rel(os.path.join(self.lessons_dir, lesson_id + ".md"))
 
     def _rel(self, path: str) -> str:
-        root = str(self.root)
-        if path.startswith(root + os.sep):
-            return path[len(root) + 1:].replace(os.sep, "/")
-        return Path(path).as_posix()
+        return shown(path, self.root)
