@@ -112,8 +112,8 @@ def _verify(project: Project, lesson_id: str
             ) -> tuple[dict[str, Status], dict[str, Stamp], dict[str, Any]]:
     """Every stage's status by content, the stamps (taken first) of the files read, and the
     manifest."""
-    files = {str(project.source_path(lesson_id)): stamp(str(project.source_path(lesson_id))),
-             str(project.store.path(lesson_id)): stamp(str(project.store.path(lesson_id)))}
+    sources = (str(project.source_path(lesson_id)), str(project.store.path(lesson_id)))
+    files = {path: stamp(path) for path in sources}
     manifest = ManifestView(project.store.read(lesson_id))
     for stage in STAGES:
         record = record_of(manifest, stage)

@@ -38,8 +38,7 @@ def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:
 
 def estimate(project: Project, plan: Plan) -> Cost:
     """Characters and requests the lines missing from the cache would cost."""
-    _, _, missing = _lines(project, plan)
-    return _cost(project, missing)
+    return _cost(project, _lines(project, plan)[-1])
 
 
 def _cost(project: Project, missing: dict[str, tuple[str, str]]) -> Cost:
@@ -49,7 +48,8 @@ def _cost(project: Project, missing: dict[str, tuple[str, str]]) -> Cost:
 
 
 def _lines(project: Project, plan: Plan):
-    """The lesson, its (voice id, text) lines with cache keys, and the lines not cached yet."""
+    """The lesson, its speaker → voice assignment, the cache key of every line, and the
+    (voice id, text) of each line not cached yet."""
     lesson = project.lesson(plan.lesson_id)
     voices = project.voice.assign(lesson)
     lines = [(voices.get(s.speaker or "", voices.get("", "")), s.text)
@@ -59,9 +59,9 @@ def _lines(project: Project, plan: Plan):
                          "to say; add lines to the :::study-text block")
     cache = _cache_dir(project)
     keys = [line_key(plan.inputs["settings"], voice_id, text) for voice_id, text in lines]
-    keyed = dict(zip(keys, lines, strict=True))
-    missing = {key: keyed[key] for key in keys if not (cache / f"{key}.pcm").exists()}
-    return lesson, keys, missing
+    missing = {key: line for key, line in zip(keys, lines, strict=True)
+               if not (cache / f"{key}.pcm").exists()}
+    return lesson, voices, keys, missing
 
 
 def _cache_dir(project: Project) -> Path:
@@ -71,9 +71,8 @@ def _cache_dir(project: Project) -> Path:
 def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     from esl_build import audio  # lameenc and mutagen load only when audio is made
 
-    lesson, keys, missing = _lines(project, plan)
+    lesson, voices, keys, missing = _lines(project, plan)
     voice = project.voice
-    voices = voice.assign(lesson)
     cache = _cache_dir(project)
 
     def synthesize(item: tuple[str, tuple[str, str]]) -> None:

@@ -47,7 +47,7 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
 
 def durable(project: Project, lesson_id: str, record: dict[str, Any],
             manifest: dict[str, Any]) -> bool:
-    return os.path.exists(os.path.join(project.settings.build_dir, lesson_id, "lesson.json"))
+    return os.path.exists(watched(project, lesson_id, record, manifest)[0])
 
 
 def watched(project: Project, lesson_id: str, record: dict[str, Any],
