@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from esl_build.errors import StorageError
-from esl_build.files import atomic_path, relative_to
+from esl_build.files import atomic_path, atomic_write, relative_to
 
 _CHUNK = 1 << 20
 
@@ -108,6 +108,22 @@ class LocalStorage:
         if not source.is_file():
             raise StorageError(f"object {outputs['key']} is missing from {self.bucket}")
         self._copy(source, Path(dest))
+
+    def read_object(self, key: str) -> bytes | None:
+        """The bytes stored at ``key``, or None when absent."""
+        try:
+            return self._object(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read {key} from {self.bucket}: {exc.strerror}") from None
+
+    def write_object(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Store ``data`` at ``key`` atomically (the content type is not kept)."""
+        try:
+            atomic_write(self._object(key), data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {key} to {self.bucket}: {exc.strerror}") from None
 
     @staticmethod
     def _copy(source: Path, dest: Path) -> None:

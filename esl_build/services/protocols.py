@@ -101,6 +101,18 @@ class Storage(Protocol):
         """Copy the stored object of an earlier ``put`` back to ``dest``."""
         ...
 
+    def read_object(self, key: str) -> bytes | None:
+        """The bytes stored at ``key``, or None when there is no such object.
+
+        With ``write_object`` this lets other parts keep small shared objects in the bucket
+        (the content-addressed TTS audio cache under ``cache/``): CI machines and workers
+        then share what was paid for."""
+        ...
+
+    def write_object(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Store ``data`` at ``key`` (idempotent; atomic: readers see old or new bytes)."""
+        ...
+
     def durable(self, outputs: dict[str, Any]) -> bool: ...
 
     def watched(self, outputs: dict[str, Any]) -> tuple[str, ...]: ...

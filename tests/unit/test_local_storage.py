@@ -119,3 +119,13 @@ def test_write_atomic_leaves_no_temp_files_and_keeps_the_old_file_on_error(tmp_p
         write_atomic(target, "not bytes")  # type: ignore[arg-type]
     assert target.read_bytes() == b"one"
     assert [p.name for p in target.parent.iterdir()] == ["page.html"]
+
+
+def test_small_objects_round_trip_and_absent_keys_read_as_none(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "bucket", tmp_path)
+    assert storage.read_object("cache/tts/ab.pcm") is None
+    storage.write_object("cache/tts/ab.pcm", b"\x01\x02", content_type="audio/L16")
+    assert storage.read_object("cache/tts/ab.pcm") == b"\x01\x02"
+    with pytest.raises(StorageError):
+        storage.write_object("../outside", b"x", content_type="text/plain")
+    assert not (tmp_path / "outside").exists()
