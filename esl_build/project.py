@@ -11,6 +11,7 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from esl_build import __version__
 from esl_build.config import Config, load_config
@@ -21,7 +22,7 @@ from esl_build.lesson.model import Lesson
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
 from esl_build.state.checked import CheckedCache, stamp
-from esl_build.state.stores import FileManifestStore
+from esl_build.state.stores import ManifestStore, store_from
 
 # Bump when what a stage's plan contains changes without the parser version changing, so
 # verdicts cached by an older esl-build are not trusted.
@@ -36,10 +37,9 @@ class Project:
 
     def __init__(self, settings: Settings, *, publisher: Publisher | None = None,
                  voice: Voice | None = None, storage: Storage | None = None,
-                 config: Config | None = None):
+                 config: Config | None = None, store: ManifestStore | None = None):
         self.settings = settings
-        self.store = FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
-                                       root=settings.root)
+        self.store: ManifestStore = store or store_from(settings)
         self._injected = {"publisher": publisher, "voice": voice, "storage": storage}
         self._config = config
         self.root = str(settings.root)
@@ -49,6 +49,7 @@ class Project:
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list]] = {}
         self._lock = threading.RLock()
+        self._unsaved_doit: dict[str, dict[str, dict[str, Any]]] = {}  # see queue_doit_record
 
     # -- the process-wide project used by dodo.py, the doit backend and the actions --------
     @classmethod
@@ -97,12 +98,14 @@ class Project:
             key = self._settings_key()
         except EslBuildError:
             key = None
-        return CheckedCache(self.settings.build_dir / ".cache" / "checked.json", key, self.root)
+        return CheckedCache(self.settings.build_dir / ".cache" / "checked.json", key, self.root,
+                            self.store)
 
     def new_run(self) -> None:
         """Forget what this process concluded about the files (a long-lived process calls
         this before each build; each doit run does)."""
         self.status_cache.clear()
+        self.store.new_run()
         if "checked" in vars(self):
             self.checked.new_run()
 
@@ -115,11 +118,40 @@ class Project:
             str(p) for p in (config / "students").glob("*.json"))
         return fingerprint({
             "code": [__version__, PARSER_VERSION, CHECKED_KEY_VERSION],
+            "manifests": self.store.location("_"),  # which store (files, which bucket)
             "strict": self.settings.strict,
             "services": [[s.name, s.settings] for s in (self.publisher, self.voice,
                                                         self.storage)],
             "config": {path: stamp(path) for path in config_files},
         })
+
+    # -- doit's records, written with the next stage record (one write per stage) ----------
+    def queue_doit_record(self, lesson_id: str, task_id: str, record: dict[str, Any]) -> None:
+        """Keep doit's record of a task until the lesson's next manifest write carries it."""
+        with self._lock:
+            self._unsaved_doit.setdefault(lesson_id, {})[task_id] = record
+
+    def drop_doit_record(self, lesson_id: str, task_id: str) -> None:
+        with self._lock:
+            self._unsaved_doit.get(lesson_id, {}).pop(task_id, None)
+
+    def unsaved_doit_records(self, lesson_id: str | None = None
+                             ) -> dict[str, dict[str, Any]]:
+        """Take the queued doit records of one lesson (task id → record), or of every
+        lesson (lesson id → task id → record) when ``lesson_id`` is None."""
+        with self._lock:
+            if lesson_id is None:
+                taken, self._unsaved_doit = self._unsaved_doit, {}
+                return taken
+            return self._unsaved_doit.pop(lesson_id, {})
+
+    def flush_doit_records(self) -> None:
+        """Write the doit records no stage record carried: one write per lesson. The doit
+        backend does it when the run ends, and the index first, so the manifests it reads
+        are final for this run."""
+        for lesson_id, records in sorted(self.unsaved_doit_records().items()):
+            if records:
+                self.store.update(lesson_id, lambda m, r=records: m["doit"].update(r))
 
     # -- lessons ----------------------------------------------------------------------------
     def lesson_ids(self) -> list[str]:

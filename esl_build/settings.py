@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from esl_build.errors import ConfigInvalid
 from esl_build.files import shown
@@ -23,6 +24,10 @@ from esl_build.files import shown
 PUBLISHERS = ("html", "notion")
 VOICES = ("espeak", "elevenlabs")
 STORAGES = ("local", "s3")
+MANIFEST_STORES = ("file", "s3")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+CHECKSUM_MODES = ("when_supported", "when_required")
+DEFAULT_KEY_TEMPLATE = "{prefix}/{lesson}/{sha16}.mp3"
 
 # Every variable esl-build reads, with a one-line description (docs/configuration.md and the
 # CLI's `esl-build env` are generated from this table, so it stays complete).
@@ -47,6 +52,21 @@ ENV_VARS: dict[str, str] = {
     "S3_PREFIX": "key prefix for audio objects",
     "AWS_REGION": "AWS region (default us-east-1)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint URL (MinIO, moto, R2)",
+    "S3_KEY_TEMPLATE": "object key of a lesson's audio (default {prefix}/{lesson}/{sha16}.mp3)",
+    "S3_PUBLIC_BASE_URL": "public URL of the bucket (a CDN); audio URLs are built on it",
+    "S3_PUBLIC_READ": "1/true: upload with the public-read ACL (an error if the bucket forbids "
+                      "ACLs)",
+    "S3_PRESIGN_SECONDS": "link audio by presigned URLs valid this long (they expire in Notion)",
+    "S3_ADDRESSING_STYLE": "S3 addressing: auto (default), path (MinIO, moto) or virtual",
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_supported (default) or when_required (servers "
+                                        "that reject botocore's default checksums)",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_supported (default) or when_required",
+    "ESL_PIPELINE_MANIFEST_STORE": "manifest store: file (default, beside the lessons) or s3",
+    "ESL_PIPELINE_MANIFEST_BUCKET": "bucket of the s3 manifest store (required with it)",
+    "ESL_PIPELINE_MANIFEST_PREFIX": "key prefix of the s3 manifest store (e.g. manifests/prod)",
+    "ESL_PIPELINE_MANIFEST_ROOT": "folder manifest keys are relative to (default: the project)",
+    "ESL_PIPELINE_LEASE_TTL": "seconds a lesson lease lasts unless renewed (default 60)",
+    "ESL_PIPELINE_LEASE_TIMEOUT": "seconds to wait for another worker's lease (default 600)",
 }
 
 
@@ -91,10 +111,32 @@ class ElevenLabsSettings:
 
 @dataclass(frozen=True)
 class S3Settings:
+    """Where audio goes and how it is linked. ``prefix`` defaults to ``audio``, so the
+    default key ``audio/<lesson>/<sha256[:16]>.mp3`` is the local storage's key too."""
+
     bucket: str | None = None
-    prefix: str = ""
+    prefix: str = "audio"
     region: str = "us-east-1"
     endpoint_url: str | None = None
+    key_template: str = DEFAULT_KEY_TEMPLATE
+    public_base_url: str | None = None
+    public_read: bool = False
+    presign_seconds: int | None = None
+    addressing_style: str = "auto"
+    request_checksum: str = "when_supported"
+    response_checksum: str = "when_supported"
+
+
+@dataclass(frozen=True)
+class ManifestStoreSettings:
+    """Which manifest store, and (for s3) where its keys live."""
+
+    kind: str = "file"
+    bucket: str | None = None
+    prefix: str = ""
+    root: Path | None = None  # manifest keys are relative to it (default: the project root)
+    lease_ttl: float = 60.0
+    lease_timeout: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +156,7 @@ class Settings:
     notion: NotionSettings = NotionSettings()
     elevenlabs: ElevenLabsSettings = ElevenLabsSettings()
     s3: S3Settings = S3Settings()
+    manifests: ManifestStoreSettings = ManifestStoreSettings()
 
     @property
     def site_dir(self) -> Path:
@@ -163,7 +206,7 @@ class Settings:
                           "elevenlabs" if get("ELEVENLABS_API_KEY") else "espeak"),
             storage=_choose("ESL_BUILD_STORAGE", get, STORAGES,
                             "s3" if get("S3_BUCKET") else "local"),
-            strict=(get("ESL_BUILD_STRICT") or "").lower() in {"1", "true", "yes"},
+            strict=_flag(get("ESL_BUILD_STRICT")),
             run_id=get("ESL_BUILD_RUN_ID") or "r-" + uuid.uuid4().hex[:8],
             notion=NotionSettings(token=secret("NOTION_TOKEN"), database_id=get("NOTION_DB_ID"),
                                   data_source_id=get("NOTION_DATA_SOURCE_ID"),
@@ -172,9 +215,21 @@ class Settings:
                                           base_url=get("ELEVENLABS_BASE_URL"),
                                           model=get("ELEVENLABS_MODEL_ID")
                                           or "eleven_multilingual_v2"),
-            s3=S3Settings(bucket=get("S3_BUCKET"), prefix=(get("S3_PREFIX") or "").strip("/"),
+            s3=S3Settings(bucket=get("S3_BUCKET"),
+                          prefix=(get("S3_PREFIX") or "audio").strip("/"),
                           region=get("AWS_REGION") or "us-east-1",
-                          endpoint_url=get("AWS_ENDPOINT_URL_S3")),
+                          endpoint_url=get("AWS_ENDPOINT_URL_S3"),
+                          key_template=get("S3_KEY_TEMPLATE") or DEFAULT_KEY_TEMPLATE,
+                          public_base_url=(get("S3_PUBLIC_BASE_URL") or "").rstrip("/") or None,
+                          public_read=_flag(get("S3_PUBLIC_READ")),
+                          presign_seconds=_number("S3_PRESIGN_SECONDS", get, int),
+                          addressing_style=_choose("S3_ADDRESSING_STYLE", get,
+                                                   ADDRESSING_STYLES, "auto"),
+                          request_checksum=_choose("AWS_REQUEST_CHECKSUM_CALCULATION", get,
+                                                   CHECKSUM_MODES, "when_supported"),
+                          response_checksum=_choose("AWS_RESPONSE_CHECKSUM_VALIDATION", get,
+                                                    CHECKSUM_MODES, "when_supported")),
+            manifests=_manifest_store(root, get),
         )
         return settings.with_(**flags) if flags else settings
 
@@ -184,3 +239,34 @@ def _choose(name: str, get, allowed: tuple[str, ...], default: str) -> str:
     if value not in allowed:
         raise ConfigInvalid(f"{name}={value!r} is not one of: {', '.join(allowed)}")
     return value
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in {"1", "true", "yes"}
+
+
+def _number(name: str, get, kind: type[int] | type[float]) -> Any:
+    value = get(name)
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ConfigInvalid(f"{name}={value!r} must be a positive number")
+    return number
+
+
+def _manifest_store(root: Path, get) -> ManifestStoreSettings:
+    kind = _choose("ESL_PIPELINE_MANIFEST_STORE", get, MANIFEST_STORES, "file")
+    bucket = get("ESL_PIPELINE_MANIFEST_BUCKET")
+    if kind == "s3" and not bucket:
+        raise ConfigInvalid("ESL_PIPELINE_MANIFEST_STORE=s3 needs ESL_PIPELINE_MANIFEST_BUCKET "
+                            "(the bucket that holds the manifests)")
+    manifest_root = get("ESL_PIPELINE_MANIFEST_ROOT")
+    return ManifestStoreSettings(
+        kind=kind, bucket=bucket, prefix=(get("ESL_PIPELINE_MANIFEST_PREFIX") or "").strip("/"),
+        root=(root / manifest_root).resolve() if manifest_root else None,
+        lease_ttl=_number("ESL_PIPELINE_LEASE_TTL", get, float) or 60.0,
+        lease_timeout=_number("ESL_PIPELINE_LEASE_TIMEOUT", get, float) or 600.0)

@@ -61,6 +61,7 @@ def write_index() -> TaskFailed | None:
     """doit action of ``index``."""
     project = Project.current()
     try:
+        project.flush_doit_records()  # the manifests are final for this run before we read
         entries = index_entries(project)
         project.publisher.refresh_index(entries)  # type: ignore[attr-defined]
     except EslBuildError as error:
@@ -81,6 +82,7 @@ class IndexMatches:
 
     def __call__(self, task: object, values: object) -> bool:
         project = Project.current()
+        project.flush_doit_records()  # every lesson task is done: their manifests are final
         marker = _fingerprint_file(project)
         if not (project.settings.site_dir / "index.html").exists() or not marker.exists():
             return False

@@ -99,11 +99,12 @@ def statuses(project: Project, lesson_id: str) -> dict[str, Status]:
     if checked.fresh(lesson_id):  # nothing it depends on changed since it was verified
         result = {stage: Status(stage, lesson_id, "") for stage in STAGES}
     else:
+        manifest_stamp = project.store.stamp(lesson_id)
         result, files, manifest = _verify(project, lesson_id)
         if any(state.stale for state in result.values()):
             checked.forget(lesson_id)
         else:
-            checked.remember(lesson_id, files, manifest.get("doit") or {})
+            checked.remember(lesson_id, files, manifest.get("doit") or {}, manifest_stamp)
     project.status_cache[lesson_id] = (key, result)
     return result
 
@@ -112,8 +113,7 @@ def _verify(project: Project, lesson_id: str
             ) -> tuple[dict[str, Status], dict[str, Stamp], dict[str, Any]]:
     """Every stage's status by content, the stamps (taken first) of the files read, and the
     manifest."""
-    sources = (str(project.source_path(lesson_id)), str(project.store.path(lesson_id)))
-    files = {path: stamp(path) for path in sources}
+    files = {str(project.source_path(lesson_id)): stamp(str(project.source_path(lesson_id)))}
     manifest = ManifestView(project.store.read(lesson_id))
     for stage in STAGES:
         record = record_of(manifest, stage)
@@ -137,7 +137,8 @@ def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) ->
 
     Raises ``EslBuildError`` subclasses for anything a user can fix."""
     with project.store.lease(lesson_id):
-        manifest = ManifestView(project.store.read(lesson_id))
+        # Read afresh under the lease: another worker may have just run this stage.
+        manifest = ManifestView(project.store.read_versioned(lesson_id)[0])
         current = status(project, stage, lesson_id, manifest)
         if current.plan is None:
             if stage != "validate" and "errors" in current.reason:
@@ -149,11 +150,16 @@ def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) ->
         plan = current.plan
         outcome: Outcome = MODULES[stage].apply(project, plan, manifest)
         remote = _is_remote(project, stage)
-        project.store.update(lesson_id, lambda manifest: record_stage(
-            manifest, stage=stage, backend=plan.backend, remote=remote,
-            fingerprint=plan.fingerprint,
-            inputs=plan.inputs, outputs=outcome.outputs, cost=outcome.cost.to_json(),
-            run_id=project.settings.run_id))
+        doit_records = project.unsaved_doit_records(lesson_id)
+
+        def record(manifest: dict[str, Any]) -> None:
+            record_stage(manifest, stage=stage, backend=plan.backend, remote=remote,
+                         fingerprint=plan.fingerprint, inputs=plan.inputs,
+                         outputs=outcome.outputs, cost=outcome.cost.to_json(),
+                         run_id=project.settings.run_id)
+            manifest["doit"].update(doit_records)  # doit's records wait for this one write
+
+        project.store.update(lesson_id, record)
         return Result(stage, lesson_id, ran=True, cost=outcome.cost)
 
 

@@ -7,8 +7,11 @@ no ``.doit.db`` is ever written, and deleting one changes nothing.
 
 Behaviour that differs from doit's stock backends, on purpose:
 
-- A task's record is written as soon as doit finishes saving it (when ``deps:`` is set, the
-  last key ``save_success`` writes), not at the end of the run: a kill loses nothing.
+- A task's record is not a write of its own: it rides along with the lesson's next stage
+  record (``stages.run``), and what is left is written when the run ends (``dump``), so a
+  stage costs one manifest write, which matters on an S3 store. A record equal to the stored
+  one is not written at all. A kill can lose doit's last records of a lesson, never a stage
+  record; doit needs none of them to see a task up to date (staleness never reads them).
 - When a task *fails*, doit drops its record. Here a failure changes no manifest: the stage
   record still holds the last good fingerprint and outputs, and the stage reruns anyway
   because its inputs differ from that record (or its output is missing).
@@ -105,9 +108,12 @@ class ManifestBackend:
             if dependency != "deps:":  # doit writes deps: last: the record is complete
                 return
             del self._pending[task_id]
-            self._saved.setdefault(route[1], {})[task_id] = record
+            saved = self._saved.setdefault(route[1], {})
             self._answers.pop(task_id, None)
-        self.project.store.update(route[1], lambda m: m["doit"].__setitem__(task_id, record))
+            if saved.get(task_id) == record:
+                return  # the manifest holds it already
+            saved[task_id] = record
+        self.project.queue_doit_record(route[1], task_id, record)
 
     def remove(self, task_id: str) -> None:
         route = _route(task_id)
@@ -120,12 +126,13 @@ class ManifestBackend:
         if route is None or _called_for_a_failure():
             return
         stage, lesson_id = route
+        self.project.drop_doit_record(lesson_id, task_id)
 
         def forget(manifest: dict[str, Any]) -> None:
             manifest["doit"].pop(task_id, None)
             forget_stage(manifest, stage)
 
-        if self.project.store.path(lesson_id).exists():
+        if self.project.store.read(lesson_id) is not None:
             self.project.store.update(lesson_id, forget)
 
     def remove_all(self) -> None:
@@ -134,8 +141,9 @@ class ManifestBackend:
                 self.remove(f"{stage}:{lesson_id}")
 
     def dump(self) -> None:
-        """Every complete record was written when it was saved; only the cache of lessons
-        verified up to date is written now (it is only a cache)."""
+        """Write doit's records that no stage record carried (one write per lesson), then
+        the cache of lessons verified up to date (it is only a cache)."""
+        self.project.flush_doit_records()
         if "checked" in vars(self.project):
             self.project.checked.save()
 
