@@ -191,6 +191,7 @@ class S3Storage:
 
     def _upload(self, path: Path, key: str, sha256: str, content_type: str,
                 where: str) -> str:
+        from boto3.exceptions import S3UploadFailedError
         from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -198,23 +199,29 @@ class S3Storage:
                                  "Metadata": {"sha256": sha256}}
         if self.public_read:
             extra["ACL"] = "public-read"
-        transfer = TransferConfig(multipart_threshold=self.multipart_threshold,
-                                  multipart_chunksize=max(self.multipart_threshold // 2,
-                                                          5 * 1024 * 1024),
-                                  use_threads=False)
         try:
+            if path.stat().st_size < self.multipart_threshold:
+                with open(path, "rb") as body:
+                    answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                                    **extra)
+                return str(answer["ETag"])
+            transfer = TransferConfig(multipart_threshold=self.multipart_threshold,
+                                      multipart_chunksize=max(self.multipart_threshold // 2,
+                                                              5 * 1024 * 1024),
+                                      use_threads=False)
             self.client.upload_file(str(path), self.bucket, key, ExtraArgs=extra,
                                     Config=transfer)
             return str(self.client.head_object(Bucket=self.bucket, Key=key)["ETag"])
-        except ClientError as exc:
-            if self.public_read and error_code(exc) in {"AccessControlListNotSupported",
-                                                        "AccessDenied"}:
+        except (ClientError, S3UploadFailedError) as exc:
+            cause = exc if isinstance(exc, ClientError) else (exc.__context__ or exc)
+            if self.public_read and error_code(cause) == "AccessControlListNotSupported":
                 raise StorageError(
                     f"cannot upload {where} with the public-read ACL: the bucket does not "
-                    f"allow ACLs ({error_code(exc)}). Nothing was uploaded privately. Make "
-                    "the bucket readable by a bucket policy (or a CDN, S3_PUBLIC_BASE_URL) "
-                    "and unset S3_PUBLIC_READ, or link by S3_PRESIGN_SECONDS") from None
-            raise storage_error(exc, f"cannot upload {where}") from None
+                    "allow ACLs (AccessControlListNotSupported). Nothing was uploaded "
+                    "privately. Make the bucket readable by a bucket policy (or a CDN, "
+                    "S3_PUBLIC_BASE_URL) and unset S3_PUBLIC_READ, or link by "
+                    "S3_PRESIGN_SECONDS") from None
+            raise storage_error(cause, f"cannot upload {where}") from None
         except BotoCoreError as exc:
             raise storage_error(exc, f"cannot upload {where}") from None
 
