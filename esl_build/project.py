@@ -7,6 +7,7 @@ most once per run. Services are created on first use, so a no-op build never imp
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from functools import cached_property
@@ -15,7 +16,7 @@ from typing import Any
 
 from esl_build import __version__
 from esl_build.config import Config, load_config
-from esl_build.errors import EslBuildError, LessonInvalid
+from esl_build.errors import EslBuildError, LessonInvalid, Problem
 from esl_build.files import shown
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
@@ -40,14 +41,14 @@ class Project:
                  config: Config | None = None, store: ManifestStore | None = None):
         self.settings = settings
         self.store: ManifestStore = store or store_from(settings)
-        self._injected = {"publisher": publisher, "voice": voice, "storage": storage}
+        self._publisher, self._voice, self._storage = publisher, voice, storage
         self._config = config
         self.root = str(settings.root)
-        self.status_cache: dict[str, tuple[object, dict]] = {}  # see stages.statuses
+        self.status_cache: dict[str, tuple[object, dict[str, Any]]] = {}  # see stages.statuses
         self._lessons_prefix = settings.relative(settings.lessons_dir)
         self._lesson_ids: list[str] | None = None
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
-        self._lessons: dict[tuple[str, str], tuple[Lesson | None, list]] = {}
+        self._lessons: dict[tuple[str, str], tuple[Lesson | None, list[Problem]]] = {}
         self._lock = threading.RLock()
         self._unsaved_doit: dict[str, dict[str, dict[str, Any]]] = {}  # see queue_doit_record
 
@@ -78,17 +79,17 @@ class Project:
     @cached_property
     def publisher(self) -> Publisher:
         from esl_build.services.factory import publisher_from
-        return self._injected["publisher"] or publisher_from(self.settings)
+        return self._publisher or publisher_from(self.settings)
 
     @cached_property
     def voice(self) -> Voice:
         from esl_build.services.factory import voice_from
-        return self._injected["voice"] or voice_from(self.settings)
+        return self._voice or voice_from(self.settings)
 
     @cached_property
     def storage(self) -> Storage:
         from esl_build.services.factory import storage_from
-        return self._injected["storage"] or storage_from(self.settings)
+        return self._storage or storage_from(self.settings)
 
     @cached_property
     def checked(self) -> CheckedCache:
@@ -151,7 +152,7 @@ class Project:
         are final for this run."""
         for lesson_id, records in sorted(self.unsaved_doit_records().items()):
             if records:
-                self.store.update(lesson_id, lambda m, r=records: m["doit"].update(r))
+                self.store.update(lesson_id, functools.partial(_add_doit_records, records))
 
     # -- lessons ----------------------------------------------------------------------------
     def lesson_ids(self) -> list[str]:
@@ -200,7 +201,7 @@ class Project:
         self._sources[lesson_id] = (key, data, digest)
         return data, digest
 
-    def parse(self, lesson_id: str) -> tuple[Lesson | None, list]:
+    def parse(self, lesson_id: str) -> tuple[Lesson | None, list[Problem]]:
         """Parse the lesson (cached per content): the Lesson and every problem found."""
         from esl_build.lesson import parse_lesson
 
@@ -228,3 +229,7 @@ class Project:
         if lesson is None or any(p.is_error for p in problems):
             raise LessonInvalid(problems)
         return lesson
+
+
+def _add_doit_records(records: dict[str, Any], manifest: dict[str, Any]) -> None:
+    manifest["doit"].update(records)

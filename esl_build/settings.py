@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ MANIFEST_STORES = ("file", "s3")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 CHECKSUM_MODES = ("when_supported", "when_required")
 DEFAULT_KEY_TEMPLATE = "{prefix}/{lesson}/{sha16}.mp3"
+Getter = Callable[[str], str | None]  # a variable's stripped value, None when unset/empty
 
 # Every variable esl-build reads, with a one-line description (docs/configuration.md and the
 # CLI's `esl-build env` are generated from this table, so it stays complete).
@@ -234,7 +235,7 @@ class Settings:
         return settings.with_(**flags) if flags else settings
 
 
-def _choose(name: str, get, allowed: tuple[str, ...], default: str) -> str:
+def _choose(name: str, get: Getter, allowed: tuple[str, ...], default: str) -> str:
     value = (get(name) or default).lower()
     if value not in allowed:
         raise ConfigInvalid(f"{name}={value!r} is not one of: {', '.join(allowed)}")
@@ -245,7 +246,7 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() in {"1", "true", "yes"}
 
 
-def _number(name: str, get, kind: type[int] | type[float]) -> Any:
+def _number(name: str, get: Getter, kind: type[int] | type[float]) -> Any:
     value = get(name)
     if value is None:
         return None
@@ -258,7 +259,7 @@ def _number(name: str, get, kind: type[int] | type[float]) -> Any:
     return number
 
 
-def _manifest_store(root: Path, get) -> ManifestStoreSettings:
+def _manifest_store(root: Path, get: Getter) -> ManifestStoreSettings:
     kind = _choose("ESL_PIPELINE_MANIFEST_STORE", get, MANIFEST_STORES, "file")
     bucket = get("ESL_PIPELINE_MANIFEST_BUCKET")
     if kind == "s3" and not bucket:

@@ -108,9 +108,9 @@ def test_the_lease_keeps_two_builders_apart_and_names_the_holder(make_store):
     store, other = make_store(), make_store()
     with store.lease("unit1") as lease:
         assert lease.owner and not lease.lost
-        with pytest.raises(LeaseHeld, match=r"lesson unit1 is held by .*@.*waited 0.3 s"):
-            with other.lease("unit1", timeout=0.3):
-                pass
+        with (pytest.raises(LeaseHeld, match=r"lesson unit1 is held by .*@.*waited 0.3 s"),
+              other.lease("unit1", timeout=0.3)):
+            pass
     with other.lease("unit1", timeout=1):  # released: free at once
         pass
 
@@ -155,9 +155,8 @@ def test_a_killed_workers_lease_expires_and_is_taken_over(make_store, s3, tmp_pa
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     store = make_store(ESL_PIPELINE_LEASE_TTL="1")
-    with pytest.raises(LeaseHeld):
-        with store.lease("unit1", timeout=0.2):
-            pass
+    with pytest.raises(LeaseHeld), store.lease("unit1", timeout=0.2):
+        pass
     holder.kill()
     holder.wait()
     started = time.monotonic()
@@ -170,7 +169,6 @@ def test_a_held_lease_is_renewed_while_its_stage_runs(make_store):
     store, other = make_store(), make_store()  # TTL 0.6 s
     with store.lease("unit1") as lease:
         time.sleep(1.5)  # longer than the TTL: only renewal keeps it
-        with pytest.raises(LeaseHeld):
-            with other.lease("unit1", timeout=0.2):
-                pass
+        with pytest.raises(LeaseHeld), other.lease("unit1", timeout=0.2):
+            pass
         assert not lease.lost

@@ -116,7 +116,7 @@ def test_a_bucket_that_forbids_acls_is_an_error_never_a_private_upload(s3, tmp_p
 
     store.client.meta.events.register("before-send.s3.PutObject", refuse)
     key = store.key_for("unit1", sha)
-    with pytest.raises(StorageError, match="does not allow ACLs.*Nothing was uploaded"):
+    with pytest.raises(StorageError, match=r"does not allow ACLs.*Nothing was uploaded"):
         store.put(file, key, sha256=sha, content_type="audio/mpeg")
     assert s3.keys() == []
     store.public_read = False  # without the ACL it would go up: the refusal was ours to keep
