@@ -12,6 +12,7 @@ The public API (loaded on first use, so importing one module stays cheap):
   ``S3Storage`` (boto3 is imported when one of the S3 classes is first used)
 """
 
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -32,7 +33,8 @@ _HOMES = {
 __all__ = sorted([*_HOMES, "__version__"])
 
 
-def lazy_exports(package: str, homes: dict[str, str], namespace: dict[str, Any]):
+def lazy_exports(package: str, homes: dict[str, str], namespace: dict[str, Any]
+                 ) -> Callable[[str], Any]:
     """A module ``__getattr__`` that imports each public name from its home module on first
     use (PEP 562), so importing a package does not import everything it offers."""
 

@@ -212,7 +212,6 @@ class Project:
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    from esl_build.errors import Problem
                     line = data[: exc.start].count(b"\n") + 1
                     self._lessons[key] = (None, [Problem(
                         self.display_path(lesson_id), line, "error",
