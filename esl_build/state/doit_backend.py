@@ -110,10 +110,13 @@ class ManifestBackend:
             del self._pending[task_id]
             saved = self._saved.setdefault(route[1], {})
             self._answers.pop(task_id, None)
-            if saved.get(task_id) == record:
-                return  # the manifest holds it already
+            known = saved.get(task_id) == record
             saved[task_id] = record
-        self.project.queue_doit_record(route[1], task_id, record)
+        # The task just ran, maybe in a worker process (-P process): its stage record is
+        # news to this process, whose up-to-date checks of the next stages must see it.
+        self.project.store.invalidate(route[1])
+        if not known:  # else the manifest holds it already
+            self.project.queue_doit_record(route[1], task_id, record)
 
     def remove(self, task_id: str) -> None:
         route = _route(task_id)

@@ -59,6 +59,7 @@ class S3ManifestStore:
         self._listed: dict[str, str] | None = None  # lesson id → ETag, from one LIST per run
         self._cache: dict[str, tuple[str, mf.Manifest]] = {}
         self._generation: dict[str, int] = {}
+        self._stale: set[str] = set()  # written by another process during this run
         self._guard = threading.RLock()
 
     @classmethod
@@ -95,6 +96,7 @@ class S3ManifestStore:
     def new_run(self) -> None:
         with self._guard:
             self._listed = None
+            self._stale.clear()
 
     def _listing(self) -> dict[str, str]:
         with self._guard:
@@ -124,12 +126,22 @@ class S3ManifestStore:
 
     def stamp(self, lesson_id: str) -> Any:
         """The manifest's ETag as listed at the start of this run (or as we wrote it)."""
+        if lesson_id in self._stale:
+            self.read_versioned(lesson_id)
         return self._listing().get(lesson_id)
+
+    def invalidate(self, lesson_id: str) -> None:
+        with self._guard:
+            self._stale.add(lesson_id)
+            self._cache.pop(lesson_id, None)
+            self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
 
     # -- reads and writes ---------------------------------------------------------------------
     def read(self, lesson_id: str) -> mf.Manifest | None:
         """The manifest, from this run's listing and cache: a GET only when the listed
         ETag differs from the cached copy's."""
+        if lesson_id in self._stale:
+            return self.read_versioned(lesson_id)[0]
         etag = self.stamp(lesson_id)
         if etag is None:
             return None
@@ -148,6 +160,10 @@ class S3ManifestStore:
             data = answer["Body"].read()
         except ClientError as exc:
             if error_code(exc) in _MISSING:
+                with self._guard:
+                    self._stale.discard(lesson_id)
+                    if self._listed is not None:
+                        self._listed.pop(lesson_id, None)
                 return None, None
             raise _state_error(exc, f"cannot read {self.location(lesson_id)}") from None
         except BotoCoreError as exc:
@@ -182,6 +198,7 @@ class S3ManifestStore:
     def _remember(self, lesson_id: str, etag: str, doc: mf.Manifest) -> None:
         with self._guard:
             self._cache[lesson_id] = (etag, doc)
+            self._stale.discard(lesson_id)
             if self._listed is not None:
                 self._listed[lesson_id] = etag
 

@@ -111,6 +111,11 @@ class ManifestStore(Protocol):
         """Forget listings and cached reads (each doit run starts with this)."""
         ...
 
+    def invalidate(self, lesson_id: str) -> None:
+        """Another process may have written this manifest (a doit worker process ran one
+        of its stages): read it afresh next time and bump its ``generation``."""
+        ...
+
     def lease(self, lesson_id: str, timeout: float | None = None
               ) -> contextlib.AbstractContextManager[Lease]:
         """Hold the lesson's lease (waiting up to ``timeout`` s, then ``LeaseHeld``)."""
@@ -184,6 +189,11 @@ class FileManifestStore:
 
     def new_run(self) -> None:
         """Nothing to forget: every read checks the file's identity."""
+
+    def invalidate(self, lesson_id: str) -> None:
+        with self._guard:
+            self._cache.pop(lesson_id, None)
+            self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
 
     def stamp(self, lesson_id: str) -> Any:
         """(inode, mtime, size) of the manifest file, or None when there is none."""
