@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("dir", type=Path, help="folder to create (must be empty or missing)")
     init.set_defaults(handler=cmd_init)
 
+    manifests = sub.add_parser("manifests", help="push|pull manifests between files and S3")
+    manifests.add_argument("direction", choices=("push", "pull"),
+                           help="push: lessons/*.manifest.json → S3; pull: S3 → files")
+    manifests.add_argument("ids", nargs="*", metavar="ID", help="lesson ids (default: all)")
+    manifests.set_defaults(handler=cmd_manifests)
+
     env = sub.add_parser("env", help="the environment variables esl-build reads")
     env.set_defaults(handler=cmd_env)
     return parser
@@ -211,3 +217,25 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def cmd_manifests(args: argparse.Namespace) -> int:
+    """Copy manifests between the file store and the S3 store (ESL_PIPELINE_MANIFEST_*)."""
+    from esl_build.settings import Settings
+    from esl_build.state.migrate import copy_manifests
+    from esl_build.state.s3_store import S3ManifestStore
+    from esl_build.state.stores import FileManifestStore
+
+    settings = Settings.resolve()
+    files = FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
+                              root=settings.root)
+    remote = S3ManifestStore.from_settings(settings)
+    source, target = (files, remote) if args.direction == "push" else (remote, files)
+    moved = copy_manifests(source, target, args.ids or None)
+    for lesson_id in moved.copied:
+        print(f"copied     {lesson_id} → {target.location(lesson_id)}")
+    for lesson_id in moved.unchanged:
+        print(f"unchanged  {lesson_id}")
+    for lesson_id, why in moved.refused.items():
+        print(f"refused    {lesson_id}: {why}", file=sys.stderr)
+    return 1 if moved.refused else 0

@@ -172,3 +172,20 @@ def test_a_held_lease_is_renewed_while_its_stage_runs(make_store):
         with pytest.raises(LeaseHeld), other.lease("unit1", timeout=0.2):
             pass
         assert not lease.lost
+
+
+def test_push_and_pull_are_idempotent_and_never_overwrite_a_newer_manifest(s3, tmp_path):
+    from esl_build.state.migrate import copy_manifests
+
+    files = store_from(settings_for("file", tmp_path, s3.env, s3.bucket))
+    remote = store_from(settings_for("s3", tmp_path, s3.env, s3.bucket))
+    files.update("unit1", stage("validate", "a"))
+    files.update("unit2", stage("validate", "b"))
+    assert copy_manifests(files, remote).copied == ["unit1", "unit2"]
+    assert copy_manifests(files, remote).unchanged == ["unit1", "unit2"]
+    remote.update("unit1", stage("tts", "later"))  # a machine built more meanwhile
+    pushed = copy_manifests(files, remote)
+    assert list(pushed.refused) == ["unit1"] and "newer (tts)" in pushed.refused["unit1"]
+    pulled = copy_manifests(remote, files)
+    assert pulled.copied == ["unit1"] and pulled.unchanged == ["unit2"]
+    assert set(files.read_versioned("unit1")[0]["stages"]) == {"validate", "tts"}
