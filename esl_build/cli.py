@@ -215,10 +215,6 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def cmd_manifests(args: argparse.Namespace) -> int:
     """Copy manifests between the file store and the S3 store (ESL_PIPELINE_MANIFEST_*)."""
     from esl_build.settings import Settings
@@ -239,3 +235,7 @@ def cmd_manifests(args: argparse.Namespace) -> int:
     for lesson_id, why in moved.refused.items():
         print(f"refused    {lesson_id}: {why}", file=sys.stderr)
     return 1 if moved.refused else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

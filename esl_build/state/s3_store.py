@@ -67,8 +67,8 @@ class S3ManifestStore:
         """The store ``ESL_PIPELINE_MANIFEST_*`` describe (region, endpoint as for audio)."""
         store = settings.manifests
         if not store.bucket:
-            raise ConfigInvalid("ESL_PIPELINE_MANIFEST_STORE=s3 needs "
-                                "ESL_PIPELINE_MANIFEST_BUCKET")
+            raise ConfigInvalid("the S3 manifest store needs ESL_PIPELINE_MANIFEST_BUCKET "
+                                "(the bucket that holds the manifests)")
         root = store.root or settings.root
         base = relative_to(settings.lessons_dir, root)
         if base is None:
