@@ -187,10 +187,13 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from esl_build.scaffold import scaffold
+    from esl_build.scaffold import installed_requirement, scaffold
 
     created = scaffold(args.dir)
     print(f"created {len(created)} files in {args.dir}; next: cd {args.dir} && doit")
+    if not installed_requirement():
+        print("before CI can build it: name the esl-build to install in requirements.txt "
+              "(see README.md)")
     return 0
 
 
