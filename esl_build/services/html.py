@@ -148,14 +148,15 @@ def _safe_url(url: str | None) -> str:
 
 
 def _href(target: str, from_dir: str) -> str:
-    """A link to ``target`` from a page in ``from_dir`` (both relative to the project root).
+    """A link to ``target`` from a page in ``from_dir`` (both relative to the project root, or
+    both absolute when the site lies outside the project).
 
-    Absolute http(s)/file URLs are kept as they are; project paths become relative hrefs.
+    Absolute http(s)/file URLs are kept as they are; paths become relative hrefs.
     """
     scheme = urlsplit(target).scheme.lower()
     if scheme in _LINKABLE_SCHEMES:
         return target
-    if scheme or target.startswith("/"):
+    if scheme or target.startswith("/") != from_dir.startswith("/"):
         raise PublishError(f"cannot link {target!r}: expected an http(s) URL or a path "
                            "relative to the project root")
     return quote(posixpath.relpath(target, from_dir or "."))

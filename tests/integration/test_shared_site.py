@@ -55,14 +55,17 @@ def build(repo: LessonsRepo) -> DoitRun:
     return run
 
 
-@pytest.mark.parametrize("bucket", ["inside", "outside"])
-def test_the_site_plays_its_audio_when_zipped_and_unpacked_elsewhere(tmp_path, bucket):
-    env = {"ESL_BUILD_LOCAL_BUCKET": str(tmp_path / "bucket")} if bucket == "outside" else {}
+@pytest.mark.parametrize("outside", [None, "ESL_BUILD_LOCAL_BUCKET", "ESL_BUILD_BUILD_DIR"])
+def test_the_site_plays_its_audio_when_zipped_and_unpacked_elsewhere(tmp_path, outside):
+    """Default layout; a bucket outside the project (file:// URLs); a build folder outside."""
+    env = {outside: str(tmp_path / "elsewhere")} if outside else {}
     repo = LessonsRepo.create(tmp_path / "repo", LESSONS, env=env)
     build(repo)
-    archive = shutil.make_archive(str(tmp_path / "site"), "zip", repo.path("build/site"))
+    site = tmp_path / "elsewhere/site" if outside == "ESL_BUILD_BUILD_DIR" else repo.path(
+        "build/site")
+    archive = shutil.make_archive(str(tmp_path / "site"), "zip", site)
     shutil.rmtree(repo.root)  # nothing the site needs may live outside it
-    shutil.rmtree(tmp_path / "bucket", ignore_errors=True)
+    shutil.rmtree(tmp_path / "elsewhere", ignore_errors=True)
     shared = tmp_path / "unpacked" / "somewhere"
     shutil.unpack_archive(archive, shared)
 
