@@ -187,13 +187,10 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from esl_build.scaffold import installed_requirement, scaffold
+    from esl_build.scaffold import scaffold
 
     created = scaffold(args.dir)
     print(f"created {len(created)} files in {args.dir}; next: cd {args.dir} && doit")
-    if not installed_requirement():
-        print("before CI can build it: name the esl-build to install in requirements.txt "
-              "(see README.md)")
     return 0
 
 
