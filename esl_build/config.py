@@ -45,59 +45,105 @@ class Config:
         return None, {}
 
 
+@dataclass(frozen=True)
+class ConfigDocument:
+    """One configuration document as read: its text and how messages name it (a path
+    relative to the project, or the URL it came from)."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ConfigDocuments:
+    """What a ``ConfigProvider`` returns: the raw documents, not yet checked.
+
+    ``students`` holds one document per profile file (a JSON object each) or one document
+    holding a JSON array of profiles (the http provider's ``students.json``)."""
+
+    presets: ConfigDocument | None = None
+    students: tuple[ConfigDocument, ...] = ()
+    voices: ConfigDocument | None = None
+
+
 def load_config(config_dir: Path, root: Path | None = None) -> Config:
     """Read and check the configuration folder (missing files are fine, broken ones are not).
 
     Messages name files relative to ``root`` (the project) when given."""
-    shown = (lambda p: files.shown(p, root)) if root else str
-    presets_file = config_dir / "presets.json"
-    presets = _read_json(presets_file, {}, shown)
-    if not isinstance(presets, dict):
-        raise ConfigInvalid("must be an object of preset name → colours",
-                            path=shown(presets_file), line=1)
-    for name, preset in presets.items():
-        problem = _preset_problem(name, preset)
-        if problem:
-            text = presets_file.read_text(encoding="utf-8")
-            raise ConfigInvalid(problem, path=shown(presets_file), line=_line_of(text, name))
-    students: dict[str, dict[str, Any]] = {}
+    return parse_config(read_config_dir(config_dir, root))
+
+
+def read_config_dir(config_dir: Path, root: Path | None = None) -> ConfigDocuments:
+    """The documents of a configuration folder (``presets.json``, ``students/*.json``,
+    ``voices.yml``); a file that is not there is no document."""
+    def shown(path: Path) -> str:
+        return files.shown(path, root) if root else str(path)
+
+    def read(path: Path) -> ConfigDocument | None:
+        if not path.is_file():
+            return None
+        try:
+            return ConfigDocument(shown(path), path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigInvalid("not UTF-8 text", path=shown(path), line=1) from None
+
     students_dir = config_dir / "students"
-    if students_dir.is_dir():
-        for file in sorted(students_dir.glob("*.json")):
-            profile = _read_json(file, None, shown)
+    students = (tuple(doc for file in sorted(students_dir.glob("*.json"))
+                      if (doc := read(file)) is not None)
+                if students_dir.is_dir() else ())
+    return ConfigDocuments(read(config_dir / "presets.json"), students,
+                           read(config_dir / "voices.yml"))
+
+
+def parse_config(documents: ConfigDocuments) -> Config:
+    """Check the documents and build the frozen ``Config`` (every provider's one path).
+
+    An invalid document is a ``ConfigInvalid`` naming it (file or URL) and the line."""
+    presets: dict[str, dict[str, Any]] = {}
+    if documents.presets is not None:
+        doc = documents.presets
+        loaded = _parse_json(doc)
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigInvalid("must be an object of preset name → colours", path=doc.name,
+                                line=1)
+        for name, preset in loaded.items():
+            problem = _preset_problem(name, preset)
+            if problem:
+                raise ConfigInvalid(problem, path=doc.name, line=_line_of(doc.text, name))
+        presets = loaded
+    students: dict[str, dict[str, Any]] = {}
+    for doc in documents.students:
+        loaded = _parse_json(doc)
+        for profile in loaded if isinstance(loaded, list) else [loaded]:
             if not isinstance(profile, dict) or not str(profile.get("student") or "").strip():
                 raise ConfigInvalid('a student profile needs a non-empty "student" name',
-                                    path=shown(file), line=1)
+                                    path=doc.name, line=1)
             students.setdefault(str(profile["student"]).strip().lower(), profile)
-    voices_file = config_dir / "voices.yml"
     voices: dict[str, Any] = {}
-    if voices_file.is_file():
-        import yaml  # only when there is a voices file to read
+    if documents.voices is not None:
+        import yaml  # only when there is a voices document to read
 
+        doc = documents.voices
         try:
-            loaded = yaml.safe_load(voices_file.read_text(encoding="utf-8")) or {}
+            loaded = yaml.safe_load(doc.text) or {}
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise ConfigInvalid(f"invalid YAML: {getattr(exc, 'problem', exc)}",
-                                path=shown(voices_file),
-                                line=mark.line + 1 if mark else 1) from None
+                                path=doc.name, line=mark.line + 1 if mark else 1) from None
         if not isinstance(loaded, dict):
-            raise ConfigInvalid("must be a mapping of speaker → voice", path=shown(voices_file),
-                                line=1)
+            raise ConfigInvalid("must be a mapping of speaker → voice", path=doc.name, line=1)
         voices = loaded
     return Config(presets=presets, students=students, voices=voices)
 
 
-def _read_json(file: Path, default: Any, shown) -> Any:
-    if not file.is_file():
-        return default
+def _parse_json(doc: ConfigDocument) -> Any:
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
+        return json.loads(doc.text)
     except json.JSONDecodeError as exc:
-        raise ConfigInvalid(f"invalid JSON: {exc.msg}", path=shown(file),
+        raise ConfigInvalid(f"invalid JSON: {exc.msg}", path=doc.name,
                             line=exc.lineno) from None
-    except UnicodeDecodeError:
-        raise ConfigInvalid("not UTF-8 text", path=shown(file), line=1) from None
 
 
 def _line_of(text: str, key: str) -> int:

@@ -12,18 +12,21 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esl_build import __version__
-from esl_build.config import Config, load_config
+from esl_build.config import Config, parse_config
 from esl_build.errors import EslBuildError, LessonInvalid, Problem
 from esl_build.files import shown
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
-from esl_build.state.checked import CheckedCache, stamp
+from esl_build.state.checked import CheckedCache
 from esl_build.state.stores import ManifestStore, store_from
+
+if TYPE_CHECKING:
+    from esl_build.config_provider import ConfigProvider
 
 # Bump when what a stage's plan contains changes without the parser version changing, so
 # verdicts cached by an older esl-build are not trusted.
@@ -70,10 +73,17 @@ class Project:
             _current = project
 
     # -- configuration and services ---------------------------------------------------------
+    @cached_property
+    def config_provider(self) -> ConfigProvider:
+        """Where presets, students and voices come from (files, or an HTTP service)."""
+        from esl_build.config_provider import config_provider_from
+        return config_provider_from(self.settings)
+
     @property
     def config(self) -> Config:
+        """The run's one snapshot of the configuration, checked."""
         if self._config is None:
-            self._config = load_config(self.settings.config_dir, self.settings.root)
+            self._config = parse_config(self.config_provider.documents())
         return self._config
 
     @cached_property
@@ -114,16 +124,13 @@ class Project:
         """Everything besides a lesson's own files that its stages' plans depend on."""
         from esl_build.stages.validate import PARSER_VERSION
 
-        config = self.settings.config_dir
-        config_files = sorted(str(p) for p in config.glob("*.*")) + sorted(
-            str(p) for p in (config / "students").glob("*.json"))
         return fingerprint({
             "code": [__version__, PARSER_VERSION, CHECKED_KEY_VERSION],
             "manifests": self.store.location("_"),  # which store (files, which bucket)
             "strict": self.settings.strict,
             "services": [[s.name, s.settings] for s in (self.publisher, self.voice,
                                                         self.storage)],
-            "config": {path: stamp(path) for path in config_files},
+            "config": [self.config_provider.name, self.config_provider.identity()],
         })
 
     # -- doit's records, written with the next stage record (one write per stage) ----------

@@ -66,6 +66,15 @@ ENV_VARS: dict[str, str] = {
     "ESL_PIPELINE_MANIFEST_BUCKET": "bucket of the s3 manifest store (required with it)",
     "ESL_PIPELINE_MANIFEST_PREFIX": "key prefix of the s3 manifest store (e.g. manifests/prod)",
     "ESL_PIPELINE_MANIFEST_ROOT": "folder manifest keys are relative to (default: the project)",
+    "ESL_PIPELINE_CONFIG_PROVIDER": "config source: file (default: ESL_PIPELINE_CONFIG_DIR, "
+                                    "./configs, the package's defaults) or http",
+    "ESL_PIPELINE_CONFIG_ENDPOINT": "base URL of the http config provider (required with it)",
+    "ESL_PIPELINE_CONFIG_TOKEN": "bearer token for the http config provider (secret)",
+    "ESL_PIPELINE_CONFIG_TENANT": "tenant id sent with every config request (?tenant=…)",
+    "ESL_PIPELINE_CONFIG_PRESETS_PATH": "presets path under the endpoint (default presets.json)",
+    "ESL_PIPELINE_CONFIG_STUDENTS_PATH": "students path under the endpoint (default "
+                                         "students.json: a JSON array of profiles)",
+    "ESL_PIPELINE_CONFIG_VOICES_PATH": "voices path under the endpoint (default voices.yml)",
     "ESL_PIPELINE_LEASE_TTL": "seconds a lesson lease lasts unless renewed (default 60)",
     "ESL_PIPELINE_LEASE_TIMEOUT": "seconds to wait for another worker's lease (default 600)",
 }
@@ -129,6 +138,20 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class ConfigSettings:
+    """Where presets, students and voices come from (see ``esl_build.config_provider``)."""
+
+    provider: str = "file"
+    dir_explicit: bool = False  # ESL_PIPELINE_CONFIG_DIR was set: it must exist
+    endpoint: str | None = None
+    token: Secret | None = None
+    tenant: str | None = None
+    presets_path: str = "presets.json"
+    students_path: str = "students.json"
+    voices_path: str = "voices.yml"
+
+
+@dataclass(frozen=True)
 class ManifestStoreSettings:
     """Which manifest store, and (for s3) where its keys live."""
 
@@ -158,6 +181,7 @@ class Settings:
     elevenlabs: ElevenLabsSettings = ElevenLabsSettings()
     s3: S3Settings = S3Settings()
     manifests: ManifestStoreSettings = ManifestStoreSettings()
+    config: ConfigSettings = ConfigSettings()
 
     @property
     def site_dir(self) -> Path:
@@ -231,6 +255,7 @@ class Settings:
                           response_checksum=_choose("AWS_RESPONSE_CHECKSUM_VALIDATION", get,
                                                     CHECKSUM_MODES, "when_supported")),
             manifests=_manifest_store(root, get),
+            config=_config_source(get, secret),
         )
         return settings.with_(**flags) if flags else settings
 
@@ -271,3 +296,23 @@ def _manifest_store(root: Path, get: Getter) -> ManifestStoreSettings:
         root=(root / manifest_root).resolve() if manifest_root else None,
         lease_ttl=_number("ESL_PIPELINE_LEASE_TTL", get, float) or 60.0,
         lease_timeout=_number("ESL_PIPELINE_LEASE_TIMEOUT", get, float) or 600.0)
+
+
+def _config_source(get: Getter, secret: Callable[[str], Secret | None]) -> ConfigSettings:
+    kind = (get("ESL_PIPELINE_CONFIG_PROVIDER") or "file").lower()
+    kind = {"remote": "http", "local": "file", "filesystem": "file"}.get(kind, kind)
+    if kind not in ("file", "http"):
+        raise ConfigInvalid(f"ESL_PIPELINE_CONFIG_PROVIDER={kind!r} is not one of: file, http")
+    endpoint = get("ESL_PIPELINE_CONFIG_ENDPOINT")
+    if kind == "http" and not endpoint:
+        raise ConfigInvalid("ESL_PIPELINE_CONFIG_PROVIDER=http needs "
+                            "ESL_PIPELINE_CONFIG_ENDPOINT (the config service's base URL)")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise ConfigInvalid(f"ESL_PIPELINE_CONFIG_ENDPOINT={endpoint!r} must be an http(s) URL")
+    return ConfigSettings(
+        provider=kind, dir_explicit=get("ESL_PIPELINE_CONFIG_DIR") is not None,
+        endpoint=endpoint, token=secret("ESL_PIPELINE_CONFIG_TOKEN"),
+        tenant=get("ESL_PIPELINE_CONFIG_TENANT"),
+        presets_path=get("ESL_PIPELINE_CONFIG_PRESETS_PATH") or "presets.json",
+        students_path=get("ESL_PIPELINE_CONFIG_STUDENTS_PATH") or "students.json",
+        voices_path=get("ESL_PIPELINE_CONFIG_VOICES_PATH") or "voices.yml")
