@@ -54,6 +54,7 @@ class Project:
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list[Problem]]] = {}
         self._lock = threading.RLock()
         self._unsaved_doit: dict[str, dict[str, dict[str, Any]]] = {}  # see queue_doit_record
+        self._recorded: set[tuple[str, str]] = set()  # see note_recorded
 
     # -- the process-wide project used by dodo.py, the doit backend and the actions --------
     @classmethod
@@ -116,6 +117,7 @@ class Project:
         """Forget what this process concluded about the files (a long-lived process calls
         this before each build; each doit run does)."""
         self.status_cache.clear()
+        self._recorded.clear()
         self.store.new_run()
         if "checked" in vars(self):
             self.checked.new_run()
@@ -152,6 +154,15 @@ class Project:
                 taken, self._unsaved_doit = self._unsaved_doit, {}
                 return taken
             return self._unsaved_doit.pop(lesson_id, {})
+
+    def note_recorded(self, stage: str, lesson_id: str) -> None:
+        """This process just wrote the stage's record (see ``recorded_here``)."""
+        with self._lock:
+            self._recorded.add((stage, lesson_id))
+
+    def recorded_here(self, stage: str, lesson_id: str) -> bool:
+        """Whether this process wrote the stage's record during this run."""
+        return (stage, lesson_id) in self._recorded
 
     def flush_doit_records(self) -> None:
         """Write the doit records no stage record carried: one write per lesson. The doit

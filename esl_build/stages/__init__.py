@@ -160,6 +160,7 @@ def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) ->
             manifest["doit"].update(doit_records)  # doit's records wait for this one write
 
         project.store.update(lesson_id, record)
+        project.note_recorded(stage, lesson_id)
         return Result(stage, lesson_id, ran=True, cost=outcome.cost)
 
 

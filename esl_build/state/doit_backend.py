@@ -112,9 +112,11 @@ class ManifestBackend:
             self._answers.pop(task_id, None)
             known = saved.get(task_id) == record
             saved[task_id] = record
-        # The task just ran, maybe in a worker process (-P process): its stage record is
-        # news to this process, whose up-to-date checks of the next stages must see it.
-        self.project.store.invalidate(route[1])
+        # The task just ran. Unless this process recorded its stage, a worker process did
+        # (-P process), or another machine: the stage record is news to this process, whose
+        # up-to-date checks of the next stages must see it.
+        if not self.project.recorded_here(*route):
+            self.project.store.invalidate(route[1])
         if not known:  # else the manifest holds it already
             self.project.queue_doit_record(route[1], task_id, record)
 
