@@ -53,7 +53,10 @@ def run_doit(args: list[str]) -> int:
     from doit.doit_cmd import DoitMain
 
     from esl_build import tasks
-    return DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args)
+    try:
+        return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args))
+    except SystemExit as stop:  # a bad configuration, found while loading the tasks
+        return stop.code if isinstance(stop.code, int) else 2
 
 
 def _parser() -> argparse.ArgumentParser:

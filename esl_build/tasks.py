@@ -13,9 +13,9 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
-from doit.exceptions import TaskFailed
+from doit.exceptions import TaskError, TaskFailed
 
-from esl_build.errors import EslBuildError
+from esl_build.errors import ConfigInvalid, EslBuildError
 from esl_build.project import Project
 from esl_build.reporter import BuildReporter
 from esl_build.stages import STAGES, UPSTREAM
@@ -26,6 +26,9 @@ DOIT_CONFIG = {
     "dep_file": "lessons",     # unused by the manifest backend: no .doit.db is written
     "reporter": BuildReporter,
     "default_tasks": [*STAGES, "index"],
+    # A broken lesson stops only itself: the other lessons are built (`--no-continue` stops
+    # at the first failure).
+    "continue": True,
 }
 
 STAGE_DOCS = {
@@ -65,12 +68,15 @@ class RecordMatches:
         return f"{self.stage}:{self.lesson_id}: {self.why or 'up to date'}"
 
 
-def run_stage(stage: str, lesson_id: str) -> TaskFailed | None:
-    """The action of ``<stage>:<lesson-id>``: user errors become a one-paragraph failure."""
+def run_stage(stage: str, lesson_id: str) -> TaskFailed | TaskError | None:
+    """The action of ``<stage>:<lesson-id>``: a user error becomes a one-paragraph failure
+    (doit's exit code 1), a configuration error a doit error (exit code 2)."""
     from esl_build import stages
     try:
         stages.run(Project.current(), stage, lesson_id)
     except EslBuildError as error:
+        if error.exit_code == ConfigInvalid.exit_code:
+            return TaskError(str(error))
         return TaskFailed(str(error))
     return None
 
