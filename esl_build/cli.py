@@ -135,14 +135,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     project = Project.current()
     report = []
+    failures = project.failures.read()
     for lesson_id in _ids(project, args.ids):
         stages = {}
         manifest = project.store.read(lesson_id) or {}
+        failed = failures.get(lesson_id) or {}
         for stage in STAGES:
             current = status(project, stage, lesson_id)
             record = (manifest.get("stages") or {}).get(stage) or {}
-            stages[stage] = {"state": "stale" if current.stale else "done",
-                             "reason": current.reason, "backend": record.get("backend"),
+            state = ("done" if not current.stale else "failed" if stage in failed
+                     else "stale")
+            reason = failed[stage]["message"] if state == "failed" else current.reason
+            stages[stage] = {"state": state, "reason": reason, "backend": record.get("backend"),
                              "finishedAt": record.get("finishedAt"),
                              "outputs": record.get("outputs", {})}
         report.append({"lesson": lesson_id, "manifest": project.store.location(lesson_id),
@@ -155,7 +159,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         for stage, info in entry["stages"].items():
             outputs = info["outputs"]
             where = outputs.get("url") or outputs.get("mp3") or outputs.get("lessonJson") or ""
-            state = "✓" if info["state"] == "done" else f"stale: {info['reason']}"
+            state = "✓" if info["state"] == "done" else f"{info['state']}: {info['reason']}"
+            state = state.replace("\n", "\n" + " " * 13)  # a failure's further problems
             print(f"  {stage:<10} {state}  {where}".rstrip())
     return 0
 

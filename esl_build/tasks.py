@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from doit.exceptions import TaskError, TaskFailed
 
@@ -20,6 +21,9 @@ from esl_build.project import Project
 from esl_build.reporter import BuildReporter
 from esl_build.stages import STAGES, UPSTREAM
 from esl_build.state.doit_backend import doit_project
+
+if TYPE_CHECKING:
+    from esl_build.stages import Status
 
 DOIT_CONFIG = {
     "backend": "manifest",     # esl_build.state.doit_backend.ManifestBackend (entry point)
@@ -44,12 +48,15 @@ STAGE_DOCS = {
 class RecordMatches:
     """doit ``uptodate`` check: the stage's record matches its plan and its output exists.
 
-    doit calls it right before the task would run (after upstream tasks ran), and
-    ``doit info`` prints its ``repr``, which carries the reason."""
+    doit calls it right before the task would run (after upstream tasks ran). ``doit info``
+    prints it when the task is stale: "tts:unit1 is stale: the study text changed (lines
+    12, 14)". ``status`` is what the check found (the reporter reads the previous record
+    from it)."""
 
     stage: str
     lesson_id: str
     why: str = field(default="not checked yet", compare=False)
+    status: Status | None = field(default=None, compare=False, repr=False)
 
     # doit inspects each check's signature to decide what to pass; a ready-made one saves
     # that work on every task (and asks doit for no saved values: staleness never uses them).
@@ -59,13 +66,77 @@ class RecordMatches:
     def __call__(self, task: object) -> bool:
         from esl_build.stages import statuses
         try:
-            self.why = statuses(Project.current(), self.lesson_id)[self.stage].reason
+            self.status = statuses(Project.current(), self.lesson_id)[self.stage]
+            self.why = self.status.reason
         except EslBuildError as error:  # e.g. a corrupt manifest: the action reports it
             self.why = f"cannot check: {error}"
         return not self.why
 
-    def __repr__(self) -> str:
-        return f"{self.stage}:{self.lesson_id}: {self.why or 'up to date'}"
+    def __str__(self) -> str:
+        name = f"{self.stage}:{self.lesson_id}"
+        if not self.why:
+            return f"{name} is up to date: {UP_TO_DATE[self.stage]}"
+        return f"{name} is stale: {explain(self.stage, self.why, self.status)}"
+
+    __repr__ = __str__
+
+
+UP_TO_DATE = {
+    "validate": "its record matches the lesson file and lesson.json exists",
+    "import": "its record matches the page content, colour preset and publisher",
+    "tts": "its record matches the study text, voices and settings, and the MP3 exists",
+    "upload": "its record matches the MP3 and the storage, and the object exists",
+    "add-audio": "the page holds the player for the uploaded audio",
+}
+
+_INPUTS = {  # (stage, input) or input → what a change of it means, in words
+    "source": "the lesson file changed",
+    "parser": "esl-build's lesson parser changed",
+    "strict": "strict mode (ESL_BUILD_STRICT) changed",
+    ("import", "page"): "the page content changed",
+    ("add-audio", "page"): "the page is another one",
+    "preset": "the colour preset changed",
+    "speech": "the study text changed",
+    "assembly": "the way the audio is put together changed",
+    ("upload", "audio"): "the MP3 changed",
+    ("add-audio", "audio"): "the audio URL changed",
+    ("import", "settings"): "the publisher or its settings changed",
+    ("add-audio", "settings"): "the publisher or its settings changed",
+    ("tts", "settings"): "the voice or its settings changed",
+    ("upload", "settings"): "the storage or its settings changed",
+}
+
+
+def explain(stage: str, reason: str, status: Status | None = None) -> str:
+    """A stale stage's reason in plain words ("changed: speech" → "the study text changed"),
+    with the lines still to voice when the study text changed."""
+    if not reason.startswith("changed: "):
+        return {"never built": "it was never built",
+                "output missing": "its output is missing"}.get(reason, reason)
+    keys: dict[str, list[str]] = {}
+    for name in reason.removeprefix("changed: ").split(", "):
+        top, _, sub = name.partition(".")
+        keys.setdefault(top, []).extend([sub] if sub else [])
+    words = []
+    for top, subs in keys.items():
+        text = _INPUTS.get((stage, top)) or _INPUTS.get(top) or f"its input {top!r} changed"
+        if top == "speech" and status is not None and status.plan is not None:
+            text += _lines_to_voice(status)
+        elif subs:
+            text += f" ({', '.join(subs)})"
+        words.append(text)
+    return "; ".join(words)
+
+
+def _lines_to_voice(status: Status) -> str:
+    from esl_build.stages import tts
+    assert status.plan is not None
+    try:
+        lines = tts.unvoiced_lines(Project.current(), status.plan)
+    except EslBuildError:
+        return ""
+    return f" (line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})" if lines \
+        else " (every line is voiced already)"
 
 
 def run_stage(stage: str, lesson_id: str) -> TaskFailed | TaskError | None:

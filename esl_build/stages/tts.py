@@ -41,6 +41,14 @@ def estimate(project: Project, plan: Plan) -> Cost:
     return _cost(project, _lines(project, plan)[-1])
 
 
+def unvoiced_lines(project: Project, plan: Plan) -> list[int]:
+    """Lines of the lesson file whose speech is not voiced yet (not in the line cache)."""
+    lesson, _, keys, missing = _lines(project, plan)
+    spoken = [s for s in (lesson.study_text.segments if lesson.study_text else ())
+              if s.text.strip()]
+    return [segment.line for segment, key in zip(spoken, keys, strict=True) if key in missing]
+
+
 def _cost(project: Project, missing: dict[str, tuple[str, str]]) -> Cost:
     """Characters synthesised (billed by a remote voice) and requests sent (remote only)."""
     return Cost(characters=sum(len(text) for _, text in missing.values()),
