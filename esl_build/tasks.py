@@ -6,6 +6,10 @@ For every lesson ``<id>``: ``validate:<id>`` → ``import:<id>`` and ``tts:<id>`
 ``file_dep``/``targets``: each one's ``uptodate`` compares the stage's plan with its record in
 the lesson manifest, so staleness is by content, the manifest is the database, and
 ``doit info TASK`` prints why a task is stale.
+
+``DOIT_CONFIG`` makes esl-build's reporter the default (``--reporter console`` gives doit's
+own lines) and continues past failures (``--no-continue`` stops at the first): a stage that
+fails stops only its lesson's later stages, and the run exits with 1.
 """
 
 from __future__ import annotations

@@ -113,13 +113,11 @@ class DoitRun:
 
     def count(self, stage: str, outcome: str) -> int:
         """A cell of the summary table: ``count("tts", "up to date")``."""
-        outcomes = ("ran", "up to date", "failed", "not run")
+        column = 1 + ("ran", "up to date", "failed", "not run").index(outcome)
         for line in self.stdout.splitlines():
             cells = line.split()
-            if cells[:1] == [stage] and len(cells) in (4, 5) and all(c.isdigit()
-                                                                     for c in cells[1:]):
-                return int(cells[1 + outcomes.index(outcome)]) if len(cells) > \
-                    1 + outcomes.index(outcome) else 0
+            if cells[:1] == [stage] and len(cells) > 1 and all(c.isdigit() for c in cells[1:]):
+                return int(cells[column]) if column < len(cells) else 0
         return 0
 
     @property

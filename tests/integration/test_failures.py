@@ -163,3 +163,13 @@ def test_esl_build_build_help_describes_esl_build(repo):
                   "exit codes"):
         assert words in run.stdout
     assert "strace" not in run.stdout and "dumpdb" not in run.stdout  # doit's, not ours
+
+
+def test_a_configuration_error_found_by_a_stage_exits_2_and_marks_no_lesson_failed(repo):
+    repo.path("configs/students/anna.json").write_text(
+        json.dumps({"student": "Anna", "colorPreset": "no-such-preset"}))
+    run = repo.doit()
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "unknown preset 'no-such-preset'" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+    assert not repo.path("build/.cache/failures.json").exists()  # no lesson is to blame
