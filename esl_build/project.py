@@ -45,7 +45,7 @@ class Project:
         self._publisher, self._voice, self._storage = publisher, voice, storage
         self._config = config
         self.root = str(settings.root)
-        self.status_cache: dict[str, tuple[object, dict[str, Any]]] = {}  # stages.statuses
+        self.status_cache: dict[str, tuple[object, dict[str, Any]]] = {}  # see stages.statuses
         self._lessons_prefix = settings.relative(settings.lessons_dir)
         self._lesson_ids: list[str] | None = None
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
