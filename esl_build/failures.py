@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from esl_build.files import atomic_write, file_lock
-from esl_build.stages.base import STAGES
 
 
 class FailureLog:
@@ -34,16 +33,6 @@ class FailureLog:
         except (OSError, ValueError):
             return {}  # no failures, or a damaged cache: the stages are stale anyway
         return data if isinstance(data, dict) else {}
-
-    def first(self, lesson_id: str,
-              failures: dict[str, dict[str, dict[str, Any]]] | None = None
-              ) -> tuple[str, str] | None:
-        """(stage, message) of the lesson's earliest failed stage in pipeline order."""
-        stages = (self.read() if failures is None else failures).get(lesson_id) or {}
-        for stage in STAGES:
-            if stage in stages:
-                return stage, str(stages[stage].get("message", ""))
-        return None
 
     def record(self, lesson_id: str, stage: str, message: str, run_id: str) -> None:
         """Remember that ``stage`` of ``lesson_id`` failed with ``message``."""
