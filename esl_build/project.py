@@ -21,6 +21,7 @@ from esl_build.lesson.model import Lesson
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
 from esl_build.state.checked import CheckedCache, stamp
+from esl_build.state.manifest import Places
 from esl_build.state.stores import FileManifestStore
 
 # Bump when what a stage's plan contains changes without the parser version changing, so
@@ -38,8 +39,10 @@ class Project:
                  voice: Voice | None = None, storage: Storage | None = None,
                  config: Config | None = None):
         self.settings = settings
-        self.store = FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
-                                       root=settings.root)
+        self.store = FileManifestStore(
+            settings.lessons_dir, settings.build_dir / ".locks", root=settings.root,
+            places=Places(str(settings.root), str(settings.build_dir),
+                          str(settings.local_bucket)))
         self._injected = {"publisher": publisher, "voice": voice, "storage": storage}
         self._config = config
         self.root = str(settings.root)

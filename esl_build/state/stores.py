@@ -32,10 +32,12 @@ class ManifestStore(Protocol):
 class FileManifestStore:
     """Manifests as files beside the lessons; locks under ``<build>/.locks``."""
 
-    def __init__(self, lessons_dir: Path, lock_dir: Path, *, root: Path):
+    def __init__(self, lessons_dir: Path, lock_dir: Path, *, root: Path,
+                 places: mf.Places | None = None):
         self.lessons_dir = lessons_dir
         self.lock_dir = lock_dir
         self.root = root
+        self.places = places or mf.Places(str(root))
         self._cache: dict[str, tuple[object, mf.Manifest]] = {}
         self._generation: dict[str, int] = {}  # bumped by this process's writes
         self._paths: dict[str, str] = {}
@@ -92,7 +94,9 @@ class FileManifestStore:
             change(doc)
             after = mf.dumps(doc)
             if after != before:
-                atomic_write(path, after)
+                # Under the lock there is one writer, so the temp file can have a fixed name:
+                # one a killed build left behind is reused, never piled up beside the lessons.
+                atomic_write(path, after, locked=True)
         with self._guard:
             self._cache.pop(lesson_id, None)
             self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
@@ -111,7 +115,7 @@ class FileManifestStore:
 
     def _load(self, lesson_id: str, data: bytes) -> mf.Manifest:
         return mf.loads(data, where=self.location(lesson_id), lesson_id=lesson_id,
-                        source=self._source(lesson_id))
+                        source=self._source(lesson_id), places=self.places)
 
     def _source(self, lesson_id: str) -> str:
         return self._rel(os.path.join(self.lessons_dir, lesson_id + ".md"))
