@@ -89,6 +89,13 @@ def relative_to(path: Path | str, root: Path | str) -> str | None:
         return None
 
 
+def contains(folder: Path | str, path: Path | str) -> bool:
+    """Whether ``path`` lies inside ``folder`` once symlinks and ``..`` are resolved (for
+    paths read from untrusted files, checked before anything is written there)."""
+    base = os.path.realpath(folder)
+    return os.path.realpath(path).startswith(base.rstrip(os.sep) + os.sep)
+
+
 def shown(path: Path | str, root: Path | str) -> str:
     """How messages and manifests name a file: relative to the project root when inside it."""
     relative = relative_to(path, root)

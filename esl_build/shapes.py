@@ -74,6 +74,7 @@ def mapping(values: Shape, *, keys: str | None = None, what: str = "key") -> Sha
 def text(*, pattern: str | None = None, min_length: int = 0, what: str = "") -> Shape:
     """A string (matching ``pattern`` if given; ``what`` names that form in messages)."""
     compiled = re.compile(pattern) if pattern else None
+    form = what or f"of the form {pattern!r}"
 
     def check(value: Any, field: str) -> None:
         if not isinstance(value, str):
@@ -81,7 +82,7 @@ def text(*, pattern: str | None = None, min_length: int = 0, what: str = "") -> 
         if len(value) < min_length:
             raise ShapeError(field, "must not be empty")
         if compiled is not None and not compiled.fullmatch(value):
-            raise ShapeError(field, f"must be {what or 'of the form ' + pattern!r}")
+            raise ShapeError(field, f"must be {form}")
     return check
 
 

@@ -37,7 +37,7 @@ from urllib.parse import quote, urlsplit
 from markupsafe import Markup, escape
 
 from esl_build.errors import ConfigInvalid, PublishError
-from esl_build.files import atomic_write, shown
+from esl_build.files import atomic_write, contains, shown
 from esl_build.fingerprint import sha256_bytes
 from esl_build.lesson.model import Block, plain_text
 from esl_build.services.protocols import PageSpec
@@ -296,6 +296,9 @@ class HtmlPublisher:
         ``blockId``, ``url`` (``audio_url``), ``page`` (the page path) and ``sha256``.
         """
         path = self.project_root / page["url"]
+        if not contains(self.site_dir, path):
+            raise PublishError(f"page {page['url']!r} of {page.get('pageId', '?')} is not in "
+                               f"{self._project_path(self.site_dir)}/; run import again")
         if not path.is_file():
             raise PublishError(f"page {page['url']} of {page.get('pageId', '?')} is missing; "
                                "run import again before add-audio")

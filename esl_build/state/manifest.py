@@ -245,7 +245,7 @@ def upgrade_v1(old: dict[str, Any], *, lesson_id: str, source: str) -> Manifest:
     doc = new_manifest(lesson_id, source)
     if old.get("pageId"):
         doc["remote"]["import/notion"] = {"pageId": old["pageId"], "url": old.get("pageUrl")}
-    audio = old.get("audio") if isinstance(old.get("audio"), dict) else {}
+    audio: dict[str, Any] = old["audio"] if isinstance(old.get("audio"), dict) else {}
     if audio.get("url"):
         doc["remote"]["upload/s3"] = {"url": audio["url"]}
     doc["migratedFrom"] = {key: old[key] for key in

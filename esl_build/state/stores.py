@@ -60,7 +60,7 @@ class FileManifestStore:
         """How many times this store has written the lesson's manifest."""
         return self._generation.get(lesson_id, 0)
 
-    def stamp(self, lesson_id: str) -> object:
+    def stamp(self, lesson_id: str) -> tuple[int, ...]:
         """Changes whenever the manifest does: its (inode, mtime, size) and our own writes."""
         try:
             stat = os.stat(self._path(lesson_id))
