@@ -11,11 +11,12 @@ the lesson manifest, so staleness is by content, the manifest is the database, a
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass, field
 
 from doit.exceptions import TaskFailed
 
-from esl_build.errors import EslBuildError
+from esl_build.errors import EslBuildError, Problem
 from esl_build.project import Project
 from esl_build.reporter import BuildReporter
 from esl_build.stages import STAGES, UPSTREAM
@@ -75,9 +76,18 @@ def run_stage(stage: str, lesson_id: str) -> TaskFailed | None:
     return None
 
 
+def _refused(problem: Problem) -> TaskFailed:
+    return TaskFailed(str(problem))
+
+
 def _stage_tasks(stage: str):
     project = doit_project()
     yield {"basename": stage, "name": None, "doc": STAGE_DOCS[stage]}
+    if stage == "validate":  # a file that can't be a lesson fails here, naming itself
+        for problem in project.refused_lessons():
+            yield {"basename": stage, "name": json.dumps(problem.path)[1:-1],
+                   "doc": f"refused: {problem.message}", "actions": [(_refused, [problem])],
+                   "verbosity": 2, "io": {"capture": False}}
     for lesson_id in project.lesson_ids():
         yield {
             "basename": stage,
