@@ -50,6 +50,9 @@ class Project:
         self._lessons_prefix = settings.relative(settings.lessons_dir)
         self._lesson_ids: list[str] | None = None
         self._refused: list[Problem] = []
+        # Tasks whose action re-checked under the lease and found the work done (the summary
+        # counts them as up to date, not as ran).
+        self.found_done: set[str] = set()
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list]] = {}
         self._lock = threading.RLock()

@@ -33,7 +33,12 @@ class BuildReporter(ConsoleReporter):
         self.write(f"esl-build {settings.run_id}: {backends}\n")
 
     def add_success(self, task):
+        from esl_build.project import Project
+
         super().add_success(task)
+        if task.name in Project.current().found_done:
+            self._count(task.name, "up to date")
+            return
         self._count(task.name, "ran")
         self._ran.append(task.name)
 

@@ -11,7 +11,6 @@ the lesson manifest, so staleness is by content, the manifest is the database, a
 from __future__ import annotations
 
 import inspect
-import json
 from dataclasses import dataclass, field
 
 from doit.exceptions import TaskFailed
@@ -69,10 +68,13 @@ class RecordMatches:
 def run_stage(stage: str, lesson_id: str) -> TaskFailed | None:
     """The action of ``<stage>:<lesson-id>``: user errors become a one-paragraph failure."""
     from esl_build import stages
+    project = Project.current()
     try:
-        stages.run(Project.current(), stage, lesson_id)
+        result = stages.run(project, stage, lesson_id)
     except EslBuildError as error:
         return TaskFailed(str(error))
+    if not result.ran:  # another worker had just done it: the summary says "up to date"
+        project.found_done.add(f"{stage}:{lesson_id}")
     return None
 
 
@@ -85,7 +87,7 @@ def _stage_tasks(stage: str):
     yield {"basename": stage, "name": None, "doc": STAGE_DOCS[stage]}
     if stage == "validate":  # a file that can't be a lesson fails here, naming itself
         for problem in project.refused_lessons():
-            yield {"basename": stage, "name": json.dumps(problem.path)[1:-1],
+            yield {"basename": stage, "name": problem.path,  # printable: see discovery
                    "doc": f"refused: {problem.message}", "actions": [(_refused, [problem])],
                    "verbosity": 2, "io": {"capture": False}}
     for lesson_id in project.lesson_ids():

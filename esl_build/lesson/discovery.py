@@ -9,6 +9,7 @@ a file is a ``Problem`` naming it, never skipped in silence and never built: an 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,12 @@ from pathlib import Path
 from esl_build.errors import Problem
 
 _CONTROL = frozenset(map(chr, [*range(32), 127]))
+
+
+def printable(name: str) -> str:
+    """``name`` with backslashes and control characters escaped, as JSON writes them (a file
+    name is shown to a terminal, which must not receive its control characters)."""
+    return json.dumps(name, ensure_ascii=False)[1:-1]
 
 
 def lesson_id_problem(lesson_id: str) -> str | None:
@@ -51,7 +58,7 @@ def find_lessons(folder: Path, shown: Callable[[Path], str] = str) -> Found:
             file, lesson_id = Path(current, name), prefix + name[:-3]
             problem = _file_problem(file) or _name_problem(lesson_id)
             if problem:
-                found.problems.append(Problem(shown(file), 1, "error", problem))
+                found.problems.append(Problem(printable(shown(file)), 1, "error", problem))
             else:
                 found.lessons.append((file, lesson_id))
     found.lessons.sort(key=lambda item: item[1])
@@ -62,7 +69,7 @@ def _file_problem(file: Path) -> str | None:
     if file.is_file():
         return None
     if file.is_symlink():
-        return (f"is a symbolic link to {os.readlink(file)!r}, which does not exist; "
+        return (f"is a symbolic link to '{printable(os.readlink(file))}', which does not exist; "
                 "fix the link or delete it")
     return "is not a regular file; a lesson must be a Markdown file"
 
@@ -70,5 +77,5 @@ def _file_problem(file: Path) -> str | None:
 def _name_problem(lesson_id: str) -> str | None:
     why = lesson_id_problem(lesson_id)
     return None if why is None else (
-        f"cannot be a lesson: its id {lesson_id!r} {why}; rename the file "
+        f"cannot be a lesson: its id '{printable(lesson_id)}' {why}; rename the file "
         "(e.g. lessons/b1/unit1.md)")
