@@ -194,7 +194,7 @@ def manifest_shape(places: Places) -> sh.Shape:
                          {"bucket": sh.text(), "etag": sh.text()}, extra=json),
         "add-audio": sh.obj({"url": audio},
                             {"blockId": sh.text(), "sha256": _HEX,
-                             "page": sh.either(_relative_or_url, sh.obj({}, extra=json),
+                             "page": sh.either(page, _relative_or_url, sh.obj({}, extra=json),
                                                message="must be a page path, URL or object")},
                             extra=json),
     }
