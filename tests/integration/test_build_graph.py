@@ -240,7 +240,7 @@ def test_bad_configuration_is_reported_with_its_file_and_line(repo):
     repo.path("configs/presets.json").write_text('{\n  "b1-default": {"h2": "yelow"}\n}\n')
     run = repo.doit()
     assert run.returncode != 0
-    assert "configs/presets.json:2: preset 'b1-default': h2 colour 'yelow'" in run.stdout
+    assert "configs/presets.json:2: b1-default.h2: colour 'yelow' is not a Notion" in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
     assert repo.manifest_bytes() == manifests
 
