@@ -46,9 +46,9 @@ class Config:
         return None, {}
 
 
-def _colour(value: Any, field: str) -> None:
+def _colour(value: Any) -> None:
     if not isinstance(value, str) or value not in NOTION_COLOURS:
-        raise shapes.ShapeError(field, f"colour {value!r} is not a Notion colour (e.g. yellow, "
+        raise shapes.ShapeError(f"colour {value!r} is not a Notion colour (e.g. yellow, "
                                 "yellow_background)")
 
 
@@ -138,7 +138,7 @@ def _read_json(file: Path, default: Any, shown: Callable[[Path], str],
     except RecursionError:
         raise ConfigInvalid("nested too deeply", path=shown(file), line=1) from None
     try:
-        shape(data, "")
+        shape(data)
     except shapes.ShapeError as error:
         line = _line_of(text, *error.field.split(".")) if error.field else 1
         raise ConfigInvalid(str(error), path=shown(file), line=line) from None

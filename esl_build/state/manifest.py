@@ -97,9 +97,12 @@ def loads(data: bytes, *, where: str, lesson_id: str, source: str,
 
 def _check(shape: sh.Shape, doc: Manifest, where: str) -> None:
     try:
-        shape(doc, "")
+        shape(doc)
     except sh.ShapeError as error:
         raise ManifestCorrupt(f"{where}: {error}; {_RESTORE}") from None
+
+
+_PREFIXES: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,14 @@ class Places:
     def inside(self, value: str, folder: str) -> bool:
         """Whether the path ``value`` (relative to the root, or absolute) lies in ``folder``."""
         path = os.path.normpath(os.path.join(self.root, value))
-        base = os.path.normpath(os.path.join(self.root, folder))
-        return path.startswith(base.rstrip(os.sep) + os.sep)
+        return path.startswith(self._prefix(folder))
+
+    def _prefix(self, folder: str) -> str:
+        prefix = _PREFIXES.get((self.root, folder))
+        if prefix is None:
+            base = os.path.normpath(os.path.join(self.root, folder))
+            prefix = _PREFIXES[(self.root, folder)] = base.rstrip(os.sep) + os.sep
+        return prefix
 
     def shown(self, folder: str) -> str:
         base = os.path.normpath(os.path.join(self.root, folder))
@@ -126,7 +135,7 @@ class Places:
 
 
 _UNSAFE = frozenset("\\\x7f" + "".join(map(chr, range(32))))
-_WEB_URL = "https?://[^\\s]+"
+_WEB = re.compile(r"https?://\S+")
 _HEX = sh.text(pattern="[0-9a-f]{64}", what="a sha256 hex digest")
 _DIGEST = sh.text(pattern="sha256:[0-9a-f]{64}", what='"sha256:" and 64 hex digits')
 
@@ -141,10 +150,10 @@ def _path_in(places: Places, folder: str, *, urls: bool = False) -> sh.Shape:
     """A file inside ``folder``; with ``urls`` also an http(s) URL, or a file: URL inside it."""
     where = places.shown(folder)
 
-    def check(value: Any, field: str) -> None:
+    def check(value: Any) -> None:
         if not isinstance(value, str):
-            raise sh.ShapeError(field, "must be a string")
-        if urls and re.fullmatch(_WEB_URL, value):
+            raise sh.ShapeError("must be a string")
+        if urls and _WEB.fullmatch(value):
             return
         path = unquote(urlsplit(value).path) if urls and value.startswith("file:") else value
         if path.startswith("/"):
@@ -152,23 +161,23 @@ def _path_in(places: Places, folder: str, *, urls: bool = False) -> sh.Shape:
         else:
             ok = _plain(path)
         if not (ok and places.inside(path, folder)):
-            raise sh.ShapeError(field, f"must name a file inside {where}"
+            raise sh.ShapeError(f"must name a file inside {where}"
                                 f"{' or be an http(s) URL' if urls else ''}, not {value[:80]!r}")
     return check
 
 
-def _relative_or_url(value: Any, field: str) -> None:
+def _relative_or_url(value: Any) -> None:
     """An http(s) URL or a plain relative path (an id or key)."""
     if not isinstance(value, str):
-        raise sh.ShapeError(field, "must be a string")
-    if not (re.fullmatch(_WEB_URL, value) or _plain(value)):
-        raise sh.ShapeError(field, f"must be an http(s) URL or a relative path without '..', "
+        raise sh.ShapeError("must be a string")
+    if not (_WEB.fullmatch(value) or _plain(value)):
+        raise sh.ShapeError(f"must be an http(s) URL or a relative path without '..', "
                             f"not {value[:80]!r}")
 
 
-def _key(value: Any, field: str) -> None:
+def _key(value: Any) -> None:
     if not isinstance(value, str) or not _plain(value):
-        raise sh.ShapeError(field, "must be a relative object key like 'audio/x/1.mp3' "
+        raise sh.ShapeError("must be a relative object key like 'audio/x/1.mp3' "
                             "(no '..', empty parts or leading '/')")
 
 
@@ -221,9 +230,9 @@ def manifest_shape(places: Places) -> sh.Shape:
         {"migratedFrom": sh.json_object()})
 
 
-def _strings(value: Any, field: str) -> None:
+def _strings(value: Any) -> None:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise sh.ShapeError(field, "must be a list of strings")
+        raise sh.ShapeError("must be a list of strings")
 
 
 _OPTIONAL_TEXT = sh.nullable(sh.text())

@@ -109,9 +109,13 @@ class FileManifestStore:
                          what=f"lesson {lesson_id}")
 
     def ids(self) -> Iterator[str]:
-        """Lesson ids that have a manifest."""
+        """Lesson ids that have a manifest (names that can't be a lesson id are left out)."""
+        from esl_build.lesson.discovery import lesson_id_problem
+
         for path in sorted(self.lessons_dir.rglob("*.manifest.json")):
-            yield path.relative_to(self.lessons_dir).as_posix()[: -len(".manifest.json")]
+            lesson_id = path.relative_to(self.lessons_dir).as_posix()[: -len(".manifest.json")]
+            if lesson_id_problem(lesson_id) is None:
+                yield lesson_id
 
     def _load(self, lesson_id: str, data: bytes) -> mf.Manifest:
         return mf.loads(data, where=self.location(lesson_id), lesson_id=lesson_id,

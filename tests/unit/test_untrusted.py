@@ -118,11 +118,11 @@ def test_paths_may_point_into_a_build_folder_outside_the_project():
 def test_shape_errors_name_the_dotted_field():
     shape = shapes.obj({"a": shapes.obj({"b": shapes.integer(minimum=0)})})
     with pytest.raises(shapes.ShapeError, match=r"^a\.b: must be at least 0$"):
-        shape({"a": {"b": -1}}, "")
+        shape({"a": {"b": -1}})
     with pytest.raises(shapes.ShapeError, match=r"^a\.b: must be an integer$"):
-        shape({"a": {"b": True}}, "")
+        shape({"a": {"b": True}})
     with pytest.raises(shapes.ShapeError, match=r"^x: is not a known field$"):
-        shape({"a": {"b": 1}, "x": 1}, "")
+        shape({"a": {"b": 1}, "x": 1})
 
 
 @pytest.mark.parametrize(("yaml", "line"), [
