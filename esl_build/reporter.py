@@ -9,21 +9,22 @@ synthesised and requests sent (read from the stage records this run wrote).
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from doit.reporter import ConsoleReporter
 
 from esl_build.stages import STAGES
 
 
-class BuildReporter(ConsoleReporter):
+class BuildReporter(ConsoleReporter):  # type: ignore[misc]  # doit is untyped
     desc = "doit's console output plus esl-build's backends line and summary table"
 
-    def __init__(self, outstream, options):
+    def __init__(self, outstream: Any, options: Any) -> None:
         super().__init__(outstream, options)
         self._counts: Counter[tuple[str, str]] = Counter()
         self._ran: list[str] = []
 
-    def initialize(self, tasks, selected_tasks):
+    def initialize(self, tasks: Any, selected_tasks: Any) -> None:
         from esl_build.project import Project
 
         super().initialize(tasks, selected_tasks)
@@ -32,7 +33,7 @@ class BuildReporter(ConsoleReporter):
                             if stage != "validate")
         self.write(f"esl-build {settings.run_id}: {backends}\n")
 
-    def add_success(self, task):
+    def add_success(self, task: Any) -> None:
         from esl_build.project import Project
 
         super().add_success(task)
@@ -42,11 +43,11 @@ class BuildReporter(ConsoleReporter):
         self._count(task.name, "ran")
         self._ran.append(task.name)
 
-    def skip_uptodate(self, task):
+    def skip_uptodate(self, task: Any) -> None:
         super().skip_uptodate(task)
         self._count(task.name, "up to date")
 
-    def add_failure(self, task, exception):
+    def add_failure(self, task: Any, exception: Any) -> None:
         super().add_failure(task, exception)
         self._count(task.name, "failed")
 
@@ -55,7 +56,7 @@ class BuildReporter(ConsoleReporter):
         if sep and stage in STAGES:
             self._counts[(stage, outcome)] += 1
 
-    def complete_run(self):
+    def complete_run(self) -> None:
         super().complete_run()
         if not self._counts:
             return

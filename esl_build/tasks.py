@@ -11,7 +11,9 @@ the lesson manifest, so staleness is by content, the manifest is the database, a
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from doit.exceptions import TaskFailed
 
@@ -82,7 +84,7 @@ def _refused(problem: Problem) -> TaskFailed:
     return TaskFailed(str(problem))
 
 
-def _stage_tasks(stage: str):
+def _stage_tasks(stage: str) -> Iterator[dict[str, Any]]:
     project = doit_project()
     yield {"basename": stage, "name": None, "doc": STAGE_DOCS[stage]}
     if stage == "validate":  # a file that can't be a lesson fails here, naming itself
@@ -107,27 +109,27 @@ def _stage_tasks(stage: str):
         }
 
 
-def task_validate():
+def task_validate() -> Iterator[dict[str, Any]]:
     yield from _stage_tasks("validate")
 
 
-def task_import():
+def task_import() -> Iterator[dict[str, Any]]:
     yield from _stage_tasks("import")
 
 
-def task_tts():
+def task_tts() -> Iterator[dict[str, Any]]:
     yield from _stage_tasks("tts")
 
 
-def task_upload():
+def task_upload() -> Iterator[dict[str, Any]]:
     yield from _stage_tasks("upload")
 
 
-def task_add_audio():
+def task_add_audio() -> Iterator[dict[str, Any]]:
     yield from _stage_tasks("add-audio")
 
 
-def task_index():
+def task_index() -> dict[str, Any]:
     """Write build/site/index.html: every lesson, its status and its audio (html publisher)."""
     from esl_build.site import IndexMatches, write_index
 

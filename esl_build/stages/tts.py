@@ -22,6 +22,7 @@ from esl_build.stages import validate
 from esl_build.stages.base import Cost, Outcome, Plan, record_of, upstream
 
 if TYPE_CHECKING:
+    from esl_build.lesson.model import Lesson
     from esl_build.project import Project
 
 # How the lines are put together; part of the fingerprint.
@@ -47,7 +48,8 @@ def _cost(project: Project, missing: dict[str, tuple[str, str]]) -> Cost:
                 requests=len(missing) if project.voice.remote else 0)
 
 
-def _lines(project: Project, plan: Plan):
+def _lines(project: Project, plan: Plan
+           ) -> tuple[Lesson, dict[str, str], list[str], dict[str, tuple[str, str]]]:
     """The lesson, its speaker → voice assignment, the cache key of every line, and the
     (voice id, text) of each line not cached yet."""
     lesson = project.lesson(plan.lesson_id)
@@ -87,7 +89,7 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     speech = audio.join(parts, ASSEMBLY["gap"])
     track = audio.join([audio.silence(ASSEMBLY["lead"], rate), speech,
                         audio.silence(ASSEMBLY["tail"], rate)], 0.0)
-    data = audio.encode_mp3(track, bitrate_kbps=ASSEMBLY["bitrate"])
+    data = audio.encode_mp3(track, bitrate_kbps=int(ASSEMBLY["bitrate"]))
     target = mp3_path(project, plan.lesson_id)
     audio.write_mp3(target, data, title=lesson.frontmatter.title, album="esl-build",
                     artist=lesson.frontmatter.student)
@@ -131,7 +133,7 @@ def line_key(settings: dict[str, Any], voice_id: str, text: str) -> str:
 def ensure_local(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Path:
     """The recorded MP3 on disk, fetched back from storage when only the upload is left."""
     record = upstream(manifest, "tts", lesson_id)
-    target = project.settings.root / record["outputs"]["mp3"]
+    target: Path = project.settings.root / record["outputs"]["mp3"]
     build = project.settings.build_dir
     if not contains(build, target):  # the manifest's shape says so too; this also sees links
         raise ManifestCorrupt(f"{project.store.location(lesson_id)}: stages.tts.outputs.mp3: "
