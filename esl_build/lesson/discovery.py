@@ -48,6 +48,7 @@ def find_lessons(folder: Path, shown: Callable[[Path], str] = str) -> Found:
     """Every lesson under ``folder``; ``shown`` names a file in a problem."""
     found = Found()
     root = os.fspath(folder)
+    real_root = os.path.realpath(root)
     for current, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "build")
         relative = os.path.relpath(current, root).replace(os.sep, "/")
@@ -56,7 +57,7 @@ def find_lessons(folder: Path, shown: Callable[[Path], str] = str) -> Found:
             if not name.endswith(".md"):
                 continue
             file, lesson_id = Path(current, name), prefix + name[:-3]
-            problem = _file_problem(file) or _name_problem(lesson_id)
+            problem = _file_problem(file, real_root) or _name_problem(lesson_id)
             if problem:
                 found.problems.append(Problem(printable(shown(file)), 1, "error", problem))
             else:
@@ -65,10 +66,16 @@ def find_lessons(folder: Path, shown: Callable[[Path], str] = str) -> Found:
     return found
 
 
-def _file_problem(file: Path) -> str | None:
+def _file_problem(file: Path, real_root: str) -> str | None:
+    link = os.path.islink(file)
     if file.is_file():
+        if link and not os.path.realpath(file).startswith(real_root.rstrip(os.sep) + os.sep):
+            # A pull request could point a lesson at a secret; its lines would be quoted in
+            # the validator's messages, in CI logs.
+            return ("is a symbolic link to a file outside the lessons folder; copy the lesson "
+                    "in instead")
         return None
-    if file.is_symlink():
+    if link:
         return (f"is a symbolic link to '{printable(os.readlink(file))}', which does not exist; "
                 "fix the link or delete it")
     return "is not a regular file; a lesson must be a Markdown file"
