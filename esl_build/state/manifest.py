@@ -79,8 +79,11 @@ def loads(data: bytes, *, where: str, lesson_id: str, source: str,
                                   f"{_RESTORE}") from None
     if not isinstance(doc, dict):
         raise ManifestCorrupt(f"{where}: a manifest must be a JSON object")
+    if "schemaVersion" not in doc and not {"stages", "doit", "remote"}.isdisjoint(doc):
+        # Not the predecessor's (it kept none of these): adopting it as one would drop them.
+        raise ManifestCorrupt(f"{where}: schemaVersion: is missing; {_RESTORE}")
     version = doc.get("schemaVersion", 1)
-    if version == 1 or ("stages" not in doc and "schemaVersion" not in doc):
+    if version == 1 and type(version) is int:
         _check(_V1_SHAPE, doc, where)
         return upgrade_v1(doc, lesson_id=lesson_id, source=source)
     if version != SCHEMA_VERSION:
