@@ -205,7 +205,7 @@ def manifest_shape(places: Places) -> sh.Shape:
         "upload": sh.obj({"key": _key, "url": audio},
                          {"bucket": sh.text(), "etag": sh.text()}, extra=json),
         "add-audio": sh.obj({"url": audio},
-                            {"blockId": sh.text(), "sha256": _HEX,
+                            {"blockId": sh.text(), "sha256": _HEX, "src": page,
                              "page": sh.either(page, _relative_or_url, sh.obj({}, extra=json),
                                                message="must be a page path, URL or object")},
                             extra=json),

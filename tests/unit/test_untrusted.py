@@ -47,7 +47,8 @@ def built_manifest() -> dict[str, Any]:
         "upload": {"bucket": "build/bucket", "key": "audio/unit1/0000.mp3", "etag": '"x"',
                    "url": "build/bucket/audio/unit1/0000.mp3"},
         "add-audio": {"blockId": "esl-build-audio", "url": "build/bucket/audio/unit1/0000.mp3",
-                      "page": "build/site/unit1.html", "sha256": H},
+                      "src": "build/site/audio/unit1/0000.mp3", "page": "build/site/unit1.html",
+                      "sha256": H},
     }
     for stage, out in outputs.items():
         mf.record_stage(doc, stage=stage, backend="x", remote=False, fingerprint="sha256:" + H,
