@@ -345,13 +345,13 @@ class HtmlPublisher:
         project root, or the URL), ``page`` (the page path) and ``sha256`` (of the page).
         """
         path = self.project_root / page["url"]
-        if not contains(self.site_dir, path):
-            raise PublishError(f"page {page['url']!r} of {page.get('pageId', '?')} is not in "
-                               f"{self._project_path(self.site_dir)}/; run import again")
         if not path.is_file():
             raise PublishError(f"page {page['url']} of {page.get('pageId', '?')} is missing; "
                                "run import again before add-audio")
         lesson_id = self._lesson_of(page["url"])
+        if not contains(self.site_dir, path):  # inside the site by name, but through a symlink
+            raise PublishError(f"page {page['url']!r} of {page.get('pageId', '?')} leads out "
+                               f"of {self._project_path(self.site_dir)}/; run import again")
         scheme = urlsplit(audio_url).scheme.lower()
         copy = None
         if scheme in _REMOTE_AUDIO:

@@ -199,3 +199,19 @@ def test_config_files_are_checked_by_shape(tmp_path, name, text, message):
         load_config(tmp_path, tmp_path)
     assert message in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_linking_audio_never_writes_through_a_symlinked_page(tmp_path):
+    from esl_build.errors import PublishError
+    from esl_build.services.html import HtmlPublisher
+
+    victim = tmp_path / "victim.html"
+    victim.write_text("<header></header>keep")
+    site = tmp_path / "build" / "site"
+    site.mkdir(parents=True)
+    (site / "unit1.html").symlink_to(victim)
+    publisher = HtmlPublisher(site, tmp_path)
+    with pytest.raises(PublishError, match="leads out of build/site/"):
+        publisher.link_audio({"pageId": "html:unit1", "url": "build/site/unit1.html"},
+                             "https://example.org/a.mp3", None)
+    assert victim.read_text() == "<header></header>keep"
