@@ -57,7 +57,7 @@ _PRESETS = shapes.mapping(shapes.obj({}, {"toggleMap": shapes.obj({}, extra=_col
                                      extra=_colour), what="preset name")
 _OPTIONAL_TEXT = shapes.nullable(shapes.text())
 # students/*.json: only these fields are read; the predecessor's others may be anything.
-_STUDENT = shapes.obj({"student": shapes.text(min_length=1)},
+_STUDENT = shapes.obj({"student": shapes.text(pattern=r"(?s).*\S.*", what="a non-empty name")},
                       {"colorPreset": _OPTIONAL_TEXT, "accentPreference": _OPTIONAL_TEXT,
                        "dbId": _OPTIONAL_TEXT, "pageParentId": _OPTIONAL_TEXT},
                       extra=shapes.json_value())

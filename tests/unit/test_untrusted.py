@@ -185,7 +185,7 @@ def test_a_planted_temp_symlink_is_not_written_through(tmp_path):
      "presets.json:1: p.toggleMap.h2: colour 3 is not a Notion colour"),
     ("presets.json", "[1]", "presets.json:1: must be an object"),
     ("presets.json", "[" * 5000 + "]" * 5000, "presets.json:1: nested too deeply"),
-    ("students/a.json", '{"student": ""}', "a.json:1: student: must not be empty"),
+    ("students/a.json", '{"student": " "}', "a.json:1: student: must be a non-empty name"),
     ("students/a.json", '{"colorPreset": "p"}', "a.json:1: student: is missing"),
     ("students/a.json", '{"student": "A",\n "colorPreset": 1}', "a.json:2: colorPreset: must be"),
     ("voices.yml", "- Alex\n", "voices.yml:1: must be a mapping"),
