@@ -126,7 +126,10 @@ class ManifestBackend:
             forget_stage(manifest, stage)
 
         if self.project.store.path(lesson_id).exists():
-            self.project.store.update(lesson_id, forget)
+            try:
+                self.project.store.update(lesson_id, forget)
+            except ManifestCorrupt as error:  # `doit forget`: doit's "ERROR: ...", no traceback
+                raise InvalidDodoFile(str(error)) from None
 
     def remove_all(self) -> None:
         for lesson_id in list(self.project.store.ids()):
