@@ -42,6 +42,14 @@ def estimate(project: Project, plan: Plan) -> Cost:
     return _cost(project, _lines(project, plan)[-1])
 
 
+def unvoiced_lines(project: Project, plan: Plan) -> list[int]:
+    """Lines of the lesson file whose speech is not voiced yet (not in the line cache)."""
+    lesson, _, keys, missing = _lines(project, plan)
+    spoken = [s for s in (lesson.study_text.segments if lesson.study_text else ())
+              if s.text.strip()]
+    return [segment.line for segment, key in zip(spoken, keys, strict=True) if key in missing]
+
+
 def _cost(project: Project, missing: dict[str, tuple[str, str]]) -> Cost:
     """Characters synthesised (billed by a remote voice) and requests sent (remote only)."""
     return Cost(characters=sum(len(text) for _, text in missing.values()),
@@ -133,7 +141,7 @@ def line_key(settings: dict[str, Any], voice_id: str, text: str) -> str:
 def ensure_local(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Path:
     """The recorded MP3 on disk, fetched back from storage when only the upload is left."""
     record = upstream(manifest, "tts", lesson_id)
-    target: Path = project.settings.root / record["outputs"]["mp3"]
+    target = project.settings.root / str(record["outputs"]["mp3"])
     build = project.settings.build_dir
     if not contains(build, target):  # the manifest's shape says so too; this also sees links
         raise ManifestCorrupt(f"{project.store.location(lesson_id)}: stages.tts.outputs.mp3: "
