@@ -147,8 +147,12 @@ class ManifestBackend:
             manifest["doit"].pop(task_id, None)
             forget_stage(manifest, stage)
 
-        if self.project.store.read(lesson_id) is not None:
-            self.project.store.update(lesson_id, forget)
+        try:
+            if self.project.store.read(lesson_id) is not None:
+                self.project.store.update(lesson_id, forget)
+        except ManifestCorrupt as error:  # `doit forget`: doit's form, no traceback
+            sys.stderr.write(f"ERROR: {error}\n")
+            raise SystemExit(error.exit_code) from None
 
     def remove_all(self) -> None:
         for lesson_id in list(self.project.store.ids()):

@@ -31,7 +31,14 @@ from esl_build.errors import ConfigInvalid, LeaseHeld, StateError, WriteConflict
 from esl_build.files import relative_to
 from esl_build.services.s3 import error_code, s3_client, storage_error
 from esl_build.state import manifest as mf
-from esl_build.state.stores import Change, Lease, Version, owner_id, update_manifest
+from esl_build.state.stores import (
+    Change,
+    Lease,
+    Version,
+    owner_id,
+    places_of,
+    update_manifest,
+)
 
 if TYPE_CHECKING:
     from esl_build.settings import Settings
@@ -46,7 +53,8 @@ class S3ManifestStore:
 
     def __init__(self, client: Any, *, bucket: str, prefix: str = "", base: str = "lessons",
                  sources: str = "lessons", lease_ttl: float = 60.0,
-                 lease_timeout: float = 600.0, poll: float = 0.2):
+                 lease_timeout: float = 600.0, poll: float = 0.2,
+                 places: mf.Places | None = None):
         self.client = client
         self.bucket = bucket
         self.base = "/".join(part for part in (prefix.strip("/"), base.strip("/")) if part)
@@ -56,6 +64,7 @@ class S3ManifestStore:
         self.lease_ttl = lease_ttl
         self.lease_timeout = lease_timeout
         self.poll = poll
+        self.places = places  # where local paths in a manifest may point (see mf.loads)
         self._listed: dict[str, str] | None = None  # lesson id → ETag, from one LIST per run
         self._cache: dict[str, tuple[str, mf.Manifest]] = {}
         self._generation: dict[str, int] = {}
@@ -78,7 +87,8 @@ class S3ManifestStore:
         return cls(client or s3_client(settings.s3), bucket=store.bucket, prefix=store.prefix,
                    base="" if base == "." else base,
                    sources=settings.relative(settings.lessons_dir),
-                   lease_ttl=store.lease_ttl, lease_timeout=store.lease_timeout)
+                   lease_ttl=store.lease_ttl, lease_timeout=store.lease_timeout,
+                   places=places_of(settings))
 
     # -- names --------------------------------------------------------------------------------
     def key(self, lesson_id: str) -> str:
@@ -170,7 +180,7 @@ class S3ManifestStore:
             raise _state_error(exc, f"cannot read {self.location(lesson_id)}") from None
         etag = str(answer["ETag"])
         doc = mf.loads(data, where=self.location(lesson_id), lesson_id=lesson_id,
-                       source=self._source(lesson_id))
+                       source=self._source(lesson_id), places=self.places)
         self._remember(lesson_id, etag, doc)
         return doc, etag
 
