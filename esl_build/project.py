@@ -187,7 +187,11 @@ class Project:
         are final for this run."""
         for lesson_id, records in sorted(self.unsaved_doit_records().items()):
             if records:
-                self.store.update(lesson_id, functools.partial(_add_doit_records, records))
+                try:
+                    self.store.update(lesson_id, functools.partial(_add_doit_records, records))
+                except EslBuildError:
+                    pass  # a corrupt or unreachable manifest: its stage already said so, and
+                    # doit's records are not state (staleness never reads them)
 
     # -- lessons ----------------------------------------------------------------------------
     def lesson_ids(self) -> list[str]:
