@@ -7,6 +7,7 @@ most once per run. Services are created on first use, so a no-op build never imp
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -187,11 +188,10 @@ class Project:
         are final for this run."""
         for lesson_id, records in sorted(self.unsaved_doit_records().items()):
             if records:
-                try:
+                # A corrupt or unreachable manifest: its stage already said so, and doit's
+                # records are not state (staleness never reads them).
+                with contextlib.suppress(EslBuildError):
                     self.store.update(lesson_id, functools.partial(_add_doit_records, records))
-                except EslBuildError:
-                    pass  # a corrupt or unreachable manifest: its stage already said so, and
-                    # doit's records are not state (staleness never reads them)
 
     # -- lessons ----------------------------------------------------------------------------
     def lesson_ids(self) -> list[str]:

@@ -118,7 +118,7 @@ def test_a_malformed_document_names_its_url_and_line(service, tmp_path):
     with pytest.raises(ConfigInvalid, match=rf"^{service.url}/presets.json:2: invalid JSON"):
         parse_config(provider(service, tmp_path).documents())
     service.documents["/cfg/presets.json"] = '{"calm": {"h2": "sky"}}'
-    with pytest.raises(ConfigInvalid, match=r"presets.json:1: preset 'calm': h2 colour 'sky'"):
+    with pytest.raises(ConfigInvalid, match=r"presets.json:1: calm.h2: colour 'sky' is not"):
         parse_config(provider(service, tmp_path / "other").documents())
 
 
