@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from esl_build.files import shown
 PUBLISHERS = ("html", "notion")
 VOICES = ("espeak", "elevenlabs")
 STORAGES = ("local", "s3")
+CONFLICT_MODES = ("stop", "force", "keep-notion")
 
 # Every variable esl-build reads, with a one-line description (docs/configuration.md and the
 # CLI's `esl-build env` are generated from this table, so it stays complete).
@@ -40,6 +41,10 @@ ENV_VARS: dict[str, str] = {
     "NOTION_DB_ID": "Notion database that receives lesson pages",
     "NOTION_DATA_SOURCE_ID": "Notion data source that receives lesson pages",
     "NOTION_BASE_URL": "Notion API base URL (tests point it at a local fake)",
+    "NOTION_RATE_LIMIT": "Notion requests per second per token, bursts allowed (default 3)",
+    "NOTION_ON_CONFLICT": "a block edited in the lesson and in Notion: stop (default), force "
+                          "(take the lesson's) or keep-notion (keep Notion's)",
+    "STUDENTS_DB_ID": "Notion data source of student pages (the Student relation's target)",
     "ELEVENLABS_API_KEY": "ElevenLabs API key (secret); selects the elevenlabs voice",
     "ELEVENLABS_BASE_URL": "ElevenLabs API base URL (tests point it at a local fake)",
     "ELEVENLABS_MODEL_ID": "ElevenLabs model (default eleven_multilingual_v2)",
@@ -80,6 +85,10 @@ class NotionSettings:
     database_id: str | None = None
     data_source_id: str | None = None
     base_url: str | None = None
+    students_id: str | None = None
+    rate: float = 3.0
+    backoff: float = 0.5  # seconds before the first retry of a failed request
+    on_conflict: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -167,7 +176,11 @@ class Settings:
             run_id=get("ESL_BUILD_RUN_ID") or "r-" + uuid.uuid4().hex[:8],
             notion=NotionSettings(token=secret("NOTION_TOKEN"), database_id=get("NOTION_DB_ID"),
                                   data_source_id=get("NOTION_DATA_SOURCE_ID"),
-                                  base_url=get("NOTION_BASE_URL")),
+                                  base_url=get("NOTION_BASE_URL"),
+                                  students_id=get("STUDENTS_DB_ID"),
+                                  rate=_positive("NOTION_RATE_LIMIT", get, 3.0),
+                                  on_conflict=_choose("NOTION_ON_CONFLICT", get, CONFLICT_MODES,
+                                                      "stop")),
             elevenlabs=ElevenLabsSettings(api_key=secret("ELEVENLABS_API_KEY"),
                                           base_url=get("ELEVENLABS_BASE_URL"),
                                           model=get("ELEVENLABS_MODEL_ID")
@@ -179,7 +192,19 @@ class Settings:
         return settings.with_(**flags) if flags else settings
 
 
-def _choose(name: str, get, allowed: tuple[str, ...], default: str) -> str:
+def _positive(name: str, get: Callable[[str], str | None], default: float) -> float:
+    value = get(name)
+    try:
+        number = float(value) if value else default
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise ConfigInvalid(f"{name}={value!r} must be a positive number")
+    return number
+
+
+def _choose(name: str, get: Callable[[str], str | None], allowed: tuple[str, ...],
+            default: str) -> str:
     value = (get(name) or default).lower()
     if value not in allowed:
         raise ConfigInvalid(f"{name}={value!r} is not one of: {', '.join(allowed)}")
