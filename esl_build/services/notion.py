@@ -217,9 +217,11 @@ class NotionPublisher:
         else:
             base = [sync.Published.from_json(b) for b in known["blocks"]]
             seen = self._read(api, page, known, base, nodes) if page else {}
+        slots = self._merge(lesson, base, nodes, seen, api)
         tree: list[sync.Published] = []
         try:
-            self._write(api, lesson, known, base, nodes, seen, tree)
+            sync.apply_slots(sync.Sender(api, line_of=lambda n: f"{lesson.path}:{n.line}"),
+                             known["pageId"], slots, tree)
         except Exception:
             if record:  # what the page now holds, so the next run goes on from there
                 record({**known, "blocks": [b.to_json() for b in tree], "stamp": None})
@@ -312,9 +314,9 @@ class NotionPublisher:
                                        else block)
         return seen
 
-    def _write(self, api: Api, lesson: Lesson, known: dict[str, Any],
-               base: list[sync.Published], nodes: tuple[Node, ...],
-               seen: dict[str, sync.Seen], tree: list[sync.Published]) -> None:
+    def _merge(self, lesson: Lesson, base: list[sync.Published], nodes: tuple[Node, ...],
+               seen: dict[str, sync.Seen], api: Api) -> list[sync.Slot]:
+        """The merge's plan for the page; a conflict stops here, before any write."""
         slots = sync.merge(base, nodes, seen, self.config.on_conflict)
         conflicts = [s for slot in slots for s in slot.walk() if s.action == "conflict"]
         if conflicts:
@@ -326,8 +328,7 @@ class NotionPublisher:
                 self._warn(f"import:{lesson.id}: {lesson.path}:{kept.node.line}: kept the "
                            f"teacher's version of this {kept.node.type} in Notion: {shown!r}; "
                            "change the Markdown to match it")
-        sync.apply_slots(sync.Sender(api, line_of=lambda n: f"{lesson.path}:{n.line}"),
-                         known["pageId"], slots, tree)
+        return slots
 
     # -- audio ------------------------------------------------------------------------------
     def link_audio(self, page: dict[str, Any], audio_url: str,

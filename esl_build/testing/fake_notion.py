@@ -159,6 +159,17 @@ class FakeNotion:
         return [n for n in self.nodes.values() if n.kind == "page"
                 and n.data_source == self.data_source_id and (archived or not n.archived)]
 
+    def pages_of(self, lesson_id: str) -> list[_Node]:
+        """Pages (archived ones too) whose ``Lesson ID`` property is ``lesson_id``."""
+        return [page for page in self.pages() if "".join(
+            t["text"]["content"] for t in page.properties.get("Lesson ID", {}).get(
+                "rich_text", [])) == lesson_id]
+
+    def writes(self, pattern: str = "") -> int:
+        """Requests received that may change something (not GET, not a query)."""
+        return sum(1 for r in self.requests if r.method != "GET" and re.search(pattern, r.path)
+                   and not r.path.endswith("/query"))
+
     def title(self, page: _Node) -> str:
         for value in page.properties.values():
             if "title" in value:
