@@ -42,6 +42,8 @@ ENV_VARS: dict[str, str] = {
     "NOTION_DATA_SOURCE_ID": "Notion data source that receives lesson pages",
     "NOTION_BASE_URL": "Notion API base URL (tests point it at a local fake)",
     "NOTION_RATE_LIMIT": "Notion requests per second per token, bursts allowed (default 3)",
+    "NOTION_RETRY_DELAY": "seconds before the first retry of a failed Notion request, doubling "
+                          "after (default 0.5)",
     "NOTION_ON_CONFLICT": "a block edited in the lesson and in Notion: stop (default), force "
                           "(take the lesson's) or keep-notion (keep Notion's)",
     "STUDENTS_DB_ID": "Notion data source of student pages (the Student relation's target)",
@@ -179,6 +181,7 @@ class Settings:
                                   base_url=get("NOTION_BASE_URL"),
                                   students_id=get("STUDENTS_DB_ID"),
                                   rate=_positive("NOTION_RATE_LIMIT", get, 3.0),
+                                  backoff=_positive("NOTION_RETRY_DELAY", get, 0.5),
                                   on_conflict=_choose("NOTION_ON_CONFLICT", get, CONFLICT_MODES,
                                                       "stop")),
             elevenlabs=ElevenLabsSettings(api_key=secret("ELEVENLABS_API_KEY"),

@@ -85,7 +85,9 @@ class NotionPublisher:
         return Client(auth=self.config.token.reveal(),
                       base_url=self.config.base_url or "https://api.notion.com",
                       notion_version="2025-09-03", retry=False, timeout_ms=60_000,
-                      logger=logging.getLogger("esl_build.notion"), client=httpx.Client())
+                      # failures reach the user as PublishError; the SDK's own lines are noise
+                      logger=logging.getLogger("esl_build.notion.sdk"),
+                      log_level=logging.ERROR, client=httpx.Client())
 
     def api(self, lesson_id: str, stage: str) -> Api:
         assert self.config.token is not None
