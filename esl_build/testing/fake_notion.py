@@ -98,6 +98,7 @@ class FakeNotion:
         self.random = random.Random(seed)
         self.requests: list[Request] = []
         self.blocks_created = 0
+        self._lost: list[tuple[str, str]] = []
         self.nodes: dict[str, _Node] = {}
         self.lock = threading.RLock()
         self._bucket = (float(burst), time.monotonic())
@@ -251,7 +252,7 @@ class FakeNotion:
             if len(raw) > MAX_BODY:
                 raise _Refused(413, "validation_error", "Request body too large.")
             self._throttle()
-            lost = self._fault(method)
+            lost = self._planned(method, record.path) or self._fault(method)
             with self.lock:
                 status, answer = self._route(method, path, body)
             if lost:
@@ -274,6 +275,20 @@ class FakeNotion:
                 wait = max(1, math.ceil((1 - tokens) / self.rate))
                 raise _Refused(429, "rate_limited", "Rate limited.", {"Retry-After": str(wait)})
             self._bucket = (tokens - 1, now)
+
+    def lose_next(self, method: str, pattern: str) -> None:
+        """The next ``method`` request whose path matches ``pattern`` is applied, then
+        answered 502 (as if the response were lost on the way back)."""
+        with self.lock:
+            self._lost.append((method, pattern))
+
+    def _planned(self, method: str, path: str) -> bool:
+        with self.lock:
+            for i, (wanted, pattern) in enumerate(self._lost):
+                if wanted == method and re.search(pattern, path):
+                    del self._lost[i]
+                    return True
+        return False
 
     def _fault(self, method: str) -> bool:
         """Maybe inject a fault; True means: apply the write, then answer 502."""
