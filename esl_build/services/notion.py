@@ -236,6 +236,15 @@ class NotionPublisher:
                 "studyText": study_text_id(tree), "requests": api.requests,
                 "blocksCreated": api.blocks_created}
 
+    def estimate(self, spec: PageSpec, known: dict[str, Any] | None) -> tuple[int, int]:
+        """(requests, new blocks) a ``publish`` would cost, assuming nobody edited the page
+        since our last write. Pure: nothing is sent."""
+        from esl_build.notion.estimate import estimate
+
+        key = fingerprint({"fm": _frontmatter_key(spec.lesson)})
+        return estimate(render(spec.lesson, spec.preset), known,
+                        properties_changed=(known or {}).get("props") != key)
+
     def _create(self, api: Api, lesson: Lesson, props_key: str, record: Record | None
                 ) -> dict[str, Any]:
         target = self.target(api)

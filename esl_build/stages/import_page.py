@@ -29,9 +29,7 @@ def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:
 
 
 def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
-    lesson = project.lesson(plan.lesson_id)
-    preset = dict(plan.inputs["preset"])
-    spec = PageSpec(lesson, preset_name=preset.pop("name"), preset=preset)
+    spec = _spec(project, plan)
     known = known_identity(manifest, "import", plan.backend)
     key = f"import/{plan.backend}"
 
@@ -41,6 +39,24 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
 
     outputs = project.publisher.publish(spec, known, record=record)
     return Outcome(outputs, Cost(requests=outputs.pop("requests", 0)))
+
+
+def estimate(project: Project, plan: Plan) -> Cost:
+    """Requests (and new blocks, for a remote publisher that can tell) the import would cost."""
+    publisher = project.publisher
+    estimator = getattr(publisher, "estimate", None)
+    if estimator is None:
+        return Cost()
+    spec = _spec(project, plan)
+    manifest = project.store.read(plan.lesson_id) or {}
+    requests, blocks = estimator(spec, known_identity(manifest, "import", plan.backend))
+    return Cost(requests=requests, blocks=blocks)
+
+
+def _spec(project: Project, plan: Plan) -> PageSpec:
+    preset = dict(plan.inputs["preset"])
+    return PageSpec(project.lesson(plan.lesson_id), preset_name=preset.pop("name"),
+                    preset=preset)
 
 
 def known_identity(manifest: dict[str, Any], stage: str, backend: str) -> dict[str, Any] | None:

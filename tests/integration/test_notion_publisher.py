@@ -165,3 +165,16 @@ def test_add_audio_goes_on_top_of_the_study_text_and_is_then_updated_in_place(
     warnings: list[str] = []
     local = publisher(fake, warnings).link_audio(out, "build/bucket/a.mp3", None)
     assert local["blockId"] is None and "cannot play" in warnings[0]
+
+
+def test_the_estimate_matches_what_publishing_then_sends(fake: FakeNotion) -> None:
+    pub = publisher(fake)
+    spec = PageSpec(lesson(HEAVY), "b1-default", {"h2": "yellow_background"})
+    requests, blocks = pub.estimate(spec, None)
+    out = pub.publish(spec, None)
+    assert (requests, blocks) == (out["requests"], out["blocksCreated"])
+    edited = PageSpec(lesson(HEAVY.replace("item 7\n", "item seven\n") + "\nA new line."),
+                      "b1-default", {"h2": "yellow_background"})
+    requests, blocks = pub.estimate(edited, out)
+    again = pub.publish(edited, out)
+    assert (requests, blocks) == (again["requests"], again["blocksCreated"]) == (requests, 1)
