@@ -20,6 +20,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from esl_build.errors import ConfigInvalid, EslBuildError
 from esl_build.project import Project
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.handler(args)
+        return int(args.handler(args))
     except EslBuildError as error:
         print(f"esl-build: {error}", file=sys.stderr)
         return error.exit_code
@@ -53,7 +54,7 @@ def run_doit(args: list[str]) -> int:
     from doit.doit_cmd import DoitMain
 
     from esl_build import tasks
-    return DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args)
+    return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -134,7 +135,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, status
 
     project = Project.current()
-    report = []
+    report: list[dict[str, Any]] = []
     for lesson_id in _ids(project, args.ids):
         stages = {}
         manifest = project.store.read(lesson_id) or {}

@@ -30,6 +30,7 @@ blocks, 500 KB), learning every new block's id, and checks a lost append before 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -43,7 +44,7 @@ MAX_CHILDREN = 100
 MAX_BLOCKS = 1000
 MAX_BYTES = 450_000  # under the 500 KB limit, leaving room for the envelope
 INLINE = ("column_list", "table")  # Notion needs their children in the creating request
-MODES = ("stop", "force", "keep-notion")
+ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 
 
 @dataclass
@@ -73,9 +74,16 @@ class Published:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Published:
+        """A recorded block; ``ValueError`` when the record is not one we could have made
+        (manifests are untrusted: an id goes into a request path)."""
+        if not isinstance(doc, Mapping) or not ID.match(str(doc.get("id", ""))) or \
+                not isinstance(doc.get("type"), str) or not isinstance(doc.get("hash"), str):
+            raise ValueError(f"not a published block: {str(doc)[:80]}")
+        children = doc.get("children") or []
+        if not isinstance(children, list):
+            raise ValueError("children must be a list")
         return cls(str(doc["id"]), str(doc["type"]), str(doc["hash"]), str(doc.get("want", "")),
-                   str(doc.get("role", "")),
-                   [cls.from_json(child) for child in doc.get("children") or []])
+                   str(doc.get("role", "")), [cls.from_json(child) for child in children])
 
 
 def walk(tree: Sequence[Published]) -> Iterator[Published]:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
-from esl_build.errors import ConfigInvalid, PublishError
+from esl_build.errors import ConfigInvalid, ManifestCorrupt, PublishError
 from esl_build.fingerprint import fingerprint
 from esl_build.lesson.model import Lesson
 from esl_build.notion import sync
@@ -194,6 +194,10 @@ class NotionPublisher:
         nodes = render(lesson, spec.preset)
         page_props_key = fingerprint({"fm": _frontmatter_key(lesson)})
         known = dict(known or {}, lesson=lesson.id)
+        page_id = known.get("pageId")
+        if page_id and (not isinstance(page_id, str) or not sync.ID.match(page_id)):
+            raise ManifestCorrupt(f"lessons/{lesson.id}.manifest.json: the recorded Notion page "
+                                  f"id {str(page_id)[:60]!r} is not an id")
         page: Mapping[str, Any] = {}
         if not known.get("pageId"):
             known = {**self._create(api, lesson, page_props_key, record), "lesson": lesson.id}
@@ -217,7 +221,7 @@ class NotionPublisher:
             base: list[sync.Published] = []
             seen: dict[str, sync.Seen] = {}
         else:
-            base = [sync.Published.from_json(b) for b in known["blocks"]]
+            base = self._recorded(lesson, known)
             seen = self._read(api, page, known, base, nodes) if page else {}
         slots = self._merge(lesson, base, nodes, seen, api)
         tree: list[sync.Published] = []
@@ -244,6 +248,18 @@ class NotionPublisher:
         key = fingerprint({"fm": _frontmatter_key(spec.lesson)})
         return estimate(render(spec.lesson, spec.preset), known,
                         properties_changed=(known or {}).get("props") != key)
+
+    @staticmethod
+    def _recorded(lesson: Lesson, known: Mapping[str, Any]) -> list[sync.Published]:
+        try:
+            blocks = known["blocks"]
+            if not isinstance(blocks, list):
+                raise ValueError("blocks must be a list")
+            return [sync.Published.from_json(b) for b in blocks]
+        except ValueError as exc:
+            raise ManifestCorrupt(f"lessons/{lesson.id}.manifest.json: remote.import/notion."
+                                  f"blocks is malformed ({exc}); restore the manifest from git"
+                                  ) from None
 
     def _create(self, api: Api, lesson: Lesson, props_key: str, record: Record | None
                 ) -> dict[str, Any]:
