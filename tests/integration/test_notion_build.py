@@ -89,6 +89,7 @@ def test_bundled_lessons_give_one_page_each_whose_blocks_reproduce_every_line(
     assert "Notion cannot play; skipped" in run.stderr
     assert {f"add-audio:{lesson_id}" for lesson_id in lessons} <= run.ran
 
+    assert not [p for p, data in repo.manifest_bytes().items() if fake.token.encode() in data]
     before = len(fake.requests)
     again = build(repo, fake)
     ok(again)

@@ -178,3 +178,28 @@ def test_the_estimate_matches_what_publishing_then_sends(fake: FakeNotion) -> No
     requests, blocks = pub.estimate(edited, out)
     again = pub.publish(edited, out)
     assert (requests, blocks) == (again["requests"], again["blocksCreated"]) == (requests, 1)
+
+
+def test_the_target_is_resolved_from_a_database_with_one_data_source_only(
+        fake: FakeNotion) -> None:
+    env = {**fake.env, **FAST, "NOTION_DATA_SOURCE_ID": "", "NOTION_DB_ID": fake.database_id}
+    pub = NotionPublisher(Settings.resolve(Path.cwd(), env=env).notion, warn=lambda m: None)
+    with pytest.raises(Exception, match="has 2 data sources .*'Lessons'.*'Students'.*"
+                                        "NOTION_DATA_SOURCE_ID"):
+        publish(pub, lesson())
+    assert not fake.pages()
+    del fake.sources[fake.students_source_id]
+    out = publish(pub, lesson())
+    assert fake.nodes[out["pageId"]].data_source == fake.data_source_id
+
+
+def test_add_audio_leaves_an_authored_audio_embed_alone(fake: FakeNotion) -> None:
+    text = lesson_text().replace("## 3. Input Material: The Dialogue",
+                                 "## 3. Input Material: The Dialogue\n:::audio https://a.test/x.mp3")
+    parsed, problems = parse_lesson(text, path="lessons/unit1.md", lesson_id="unit1")
+    assert parsed is not None, problems
+    pub = publisher(fake)
+    out = publish(pub, parsed)
+    pub.link_audio(out, "https://cdn.test/ours.mp3", None)
+    urls = [n.data["external"]["url"] for _, n in fake.walk(out["pageId"]) if n.kind == "audio"]
+    assert sorted(urls) == ["https://a.test/x.mp3", "https://cdn.test/ours.mp3"]
