@@ -59,7 +59,9 @@ class NotionPublisher:
             raise ConfigInvalid("the notion publisher needs NOTION_TOKEN")
         if not (settings.data_source_id or settings.database_id):
             raise ConfigInvalid("the notion publisher needs NOTION_DATA_SOURCE_ID or "
-                                "NOTION_DB_ID (the database that receives lesson pages)")
+                                "NOTION_DB_ID (the database that receives lesson pages); or "
+                                "unset NOTION_TOKEN or set ESL_BUILD_PUBLISHER=html to use the "
+                                "embedded html publisher (see docs/notion.md)")
         self.config = settings
         self._client = client
         self._warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))

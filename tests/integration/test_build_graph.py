@@ -264,6 +264,7 @@ def test_a_real_backend_selected_by_credentials_is_named_and_not_faked(repo):
     run = repo.doit(env={"NOTION_TOKEN": "secret-token-value"})
     assert run.returncode != 0
     assert "import=notion" in run.stdout
+    assert "needs NOTION_DATA_SOURCE_ID or NOTION_DB_ID" in run.stdout  # no target: stop
     assert "unset NOTION_TOKEN or set ESL_BUILD_PUBLISHER=html" in run.stdout
     assert "secret-token-value" not in run.stdout + run.stderr
 
