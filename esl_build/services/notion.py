@@ -27,6 +27,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from esl_build.errors import ConfigInvalid, ManifestCorrupt, PublishError
@@ -361,10 +362,12 @@ class NotionPublisher:
 
     # -- audio ------------------------------------------------------------------------------
     def link_audio(self, page: dict[str, Any], audio_url: str,
-                   known: dict[str, Any] | None) -> dict[str, Any]:
+                   known: dict[str, Any] | None, *,
+                   local_file: Callable[[], Path] | None = None) -> dict[str, Any]:
         """Put an audio block for ``audio_url`` at the top of the study text (replacing
         only the one we placed before) and fill the ``Audio`` property if the schema has
-        one. A URL Notion cannot fetch (local storage) is skipped with a warning."""
+        one. A URL Notion cannot fetch (local storage) is skipped with a warning;
+        ``local_file`` is not used (Notion plays audio from a public URL)."""
         lesson_id = str(page.get("lesson") or page.get("pageId"))
         if not audio_url.startswith(("https://", "http://")):
             self._warn(f"add-audio:{lesson_id}: {audio_url} is a local file, which Notion "

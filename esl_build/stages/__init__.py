@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from esl_build.errors import EslBuildError, LessonInvalid
+from esl_build.errors import ConfigInvalid, EslBuildError, LessonInvalid
 from esl_build.stages import add_audio, import_page, tts, upload, validate
 from esl_build.stages.base import (
     STAGES,
@@ -135,7 +135,20 @@ class Result:
 def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) -> Result:
     """Run one stage of one lesson if it is stale (or ``force``), and record it.
 
-    Raises ``EslBuildError`` subclasses for anything a user can fix."""
+    Raises ``EslBuildError`` subclasses for anything a user can fix. A failure is kept in
+    ``project.failures`` (not in the manifest) until the stage succeeds or is up to date;
+    configuration errors are no lesson's failure and are not kept."""
+    try:
+        result = _run(project, stage, lesson_id, force)
+    except EslBuildError as error:
+        if error.exit_code != ConfigInvalid.exit_code:
+            project.failures.record(lesson_id, stage, str(error), project.settings.run_id)
+        raise
+    project.failures.clear(lesson_id, stage)
+    return result
+
+
+def _run(project: Project, stage: str, lesson_id: str, force: bool) -> Result:
     with project.store.lease(lesson_id):
         manifest = ManifestView(project.store.read(lesson_id))
         current = status(project, stage, lesson_id, manifest)
@@ -165,8 +178,8 @@ def _durable(project: Project, stage: str, lesson_id: str, record: dict[str, Any
     """The stage's own check if it has one, else its service's check of the outputs."""
     check = getattr(MODULES[stage], "durable", None)
     if check:
-        return check(project, lesson_id, record, manifest)
-    return getattr(project, SERVICE_OF[stage]).durable(record.get("outputs", {}))
+        return bool(check(project, lesson_id, record, manifest))
+    return bool(getattr(project, SERVICE_OF[stage]).durable(record.get("outputs", {})))
 
 
 def _watched(project: Project, stage: str, lesson_id: str, record: dict[str, Any],
@@ -174,8 +187,8 @@ def _watched(project: Project, stage: str, lesson_id: str, record: dict[str, Any
     """The local files the stage's durability check reads."""
     files = getattr(MODULES[stage], "watched", None)
     if files:
-        return files(project, lesson_id, record, manifest)
-    return getattr(project, SERVICE_OF[stage]).watched(record.get("outputs", {}))
+        return tuple(files(project, lesson_id, record, manifest))
+    return tuple(getattr(project, SERVICE_OF[stage]).watched(record.get("outputs", {})))
 
 
 def _is_remote(project: Project, stage: str) -> bool:

@@ -184,8 +184,8 @@ def test_the_target_is_resolved_from_a_database_with_one_data_source_only(
         fake: FakeNotion) -> None:
     env = {**fake.env, **FAST, "NOTION_DATA_SOURCE_ID": "", "NOTION_DB_ID": fake.database_id}
     pub = NotionPublisher(Settings.resolve(Path.cwd(), env=env).notion, warn=lambda m: None)
-    with pytest.raises(Exception, match="has 2 data sources .*'Lessons'.*'Students'.*"
-                                        "NOTION_DATA_SOURCE_ID"):
+    with pytest.raises(Exception, match=r"has 2 data sources .*'Lessons'.*'Students'.*"
+                                        r"NOTION_DATA_SOURCE_ID"):
         publish(pub, lesson())
     assert not fake.pages()
     del fake.sources[fake.students_source_id]
