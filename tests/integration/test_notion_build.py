@@ -237,3 +237,19 @@ def test_a_predecessors_page_is_adopted_and_its_body_replaced_once(
     repo.edit("unit1", "It helps you speak with confidence.", "It helps you speak well.")
     ok(build(repo, fake))
     assert fake.count("DELETE") and len(fake.requests) - sent <= 6
+
+
+def test_a_block_the_teacher_deleted_stays_deleted_and_is_reported(
+        tmp_path: Path, fake: FakeNotion) -> None:
+    repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text()})
+    ok(build(repo, fake))
+    page = page_id(repo, "unit1")
+    gone = block_with(fake, page, "Ask about the weekend.")
+    fake.human_delete(gone.id)
+    repo.edit("unit1", "It helps you speak with confidence.", "It helps you speak fluently.")
+    created = fake.blocks_created
+    run = build(repo, fake)
+    ok(run)
+    assert fake.nodes[gone.id].archived and fake.blocks_created == created
+    assert "Ask about the weekend" not in fake.page_text(page)
+    assert "(deleted in Notion)" in run.stderr and "speak fluently" in fake.page_text(page)
