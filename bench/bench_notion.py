@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.rows import Row, at_most, ratio_row
 from esl_build.config import load_config
 from esl_build.lesson import parse_lesson
 from esl_build.lesson.model import Lesson
@@ -111,54 +112,90 @@ def noop_build_requests() -> int:
         return len(fake.requests) - before
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lessons", type=int, default=20)
-    args = parser.parse_args()
+def run(count: int) -> dict[str, Any]:
+    """Every figure of the benchmark for ``count`` lessons (see the module docstring)."""
     config = load_config(ROOT / "esl_build" / "scaffold" / "configs")
-    items = variants(args.lessons)
+    items = variants(count)
     lessons = [parsed(i, t) for i, t in items]
     specs = [PageSpec(lesson, *config.preset_for(lesson.frontmatter.student))
              for lesson in lessons]
     edited = [PageSpec(parsed(i, one_line_edit(lesson, t)),
                        *config.preset_for(lesson.frontmatter.student))
               for (i, t), lesson in zip(items, lessons, strict=True)]
-
     noop = noop_build_requests()
     with FakeNotion(rate=3.0, burst=10) as fake:
         first, first_wall = publish_all(fake, specs, None, "3")
         first_requests = len(fake.requests)
         created = fake.blocks_created
         second, edit_wall = publish_all(fake, edited, first, "3")
-        edit_requests = len(fake.requests) - first_requests
-        edit_created = fake.blocks_created - created
-        throttled = sum(1 for r in fake.requests if r.status == 429)
-        pages = len(fake.pages())
-
+        figures = {
+            "lessons": count, "pages": len(fake.pages()),
+            "throttled": sum(1 for r in fake.requests if r.status == 429),
+            "first_requests": first_requests, "first_blocks": created,
+            "first_wall": first_wall, "noop_requests_per_lesson": noop / 3,
+            "edit_requests": len(fake.requests) - first_requests,
+            "edit_blocks": fake.blocks_created - created, "edit_wall": edit_wall,
+            "edit_worst": max(r["requests"] for r in second)}
     old = [predecessor(render(s.lesson, s.preset)) for s in specs]
-    n = len(specs)
-    per = statistics.mean
-    print(f"{n} lessons ({pages} pages in the fake; {throttled} requests answered 429)\n")
+    figures["old_requests"] = statistics.mean(r for r, _ in old)
+    figures["old_blocks"] = statistics.mean(b for _, b in old)
+    return figures
+
+
+def measure(quick: bool) -> list[Row]:
+    """Rows for ``python -m bench``: per-lesson requests and blocks beside the predecessor's,
+    and wall time beside the bound the rate sets."""
+    f = run(3 if quick else 20)
+    n = f["lessons"]
+    old_r, old_b = f["old_requests"], f["old_blocks"]
+    rows = [
+        Row("notion", "first publish: requests/lesson", f["first_requests"] / n, old_r, "req",
+            reference_label="predecessor"),
+        Row("notion", "first publish: blocks/lesson", f["first_blocks"] / n, old_b, "blocks",
+            reference_label="predecessor"),
+        Row("notion", "no-op build: requests/lesson", f["noop_requests_per_lesson"], old_r,
+            "req", "0", f["noop_requests_per_lesson"] == 0, "predecessor"),
+        Row("notion", "one-line edit: requests (worst lesson)", f["edit_worst"], old_r, "req",
+            "≤ 6", at_most(f["edit_worst"], 6), "predecessor"),
+        Row("notion", "one-line edit: blocks created/lesson", f["edit_blocks"] / n, old_b,
+            "blocks", "0", f["edit_blocks"] == 0, "predecessor"),
+    ]
+    for label, wall, requests in (("first publish", f["first_wall"], f["first_requests"]),
+                                  ("one-line edit", f["edit_wall"], f["edit_requests"])):
+        rows.append(ratio_row("notion", f"{label}: wall, {n} lessons at 3 req/s", wall,
+                              requests / 3, "s", max_ratio=1.2,
+                              reference_label="requests ÷ 3"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lessons", type=int, default=20)
+    args = parser.parse_args()
+    f = run(args.lessons)
+    n = f["lessons"]
+    old_r, old_b = f["old_requests"], f["old_blocks"]
+    print(f"{n} lessons ({f['pages']} pages in the fake; {f['throttled']} requests answered "
+          "429)\n")
     print(f"{'per lesson':28} {'esl-build':>12} {'predecessor':>12}")
-    print(f"{'first publish: requests':28} {first_requests / n:12.1f} "
-          f"{per(r for r, _ in old):12.1f}")
-    print(f"{'first publish: blocks':28} {created / n:12.1f} {per(b for _, b in old):12.1f}")
-    print(f"{'no-op build: requests':28} {noop / 3:12.1f} {per(r for r, _ in old):12.1f}")
-    print(f"{'no-op build: blocks':28} {0:12.1f} {per(b for _, b in old):12.1f}")
-    print(f"{'one-line edit: requests':28} {edit_requests / n:12.1f} "
-          f"{per(r for r, _ in old):12.1f}")
-    print(f"{'one-line edit: blocks':28} {edit_created / n:12.1f} "
-          f"{per(b for _, b in old):12.1f}")
+    for label, ours, theirs in (
+            ("first publish: requests", f["first_requests"] / n, old_r),
+            ("first publish: blocks", f["first_blocks"] / n, old_b),
+            ("no-op build: requests", f["noop_requests_per_lesson"], old_r),
+            ("no-op build: blocks", 0.0, old_b),
+            ("one-line edit: requests", f["edit_requests"] / n, old_r),
+            ("one-line edit: blocks", f["edit_blocks"] / n, old_b)):
+        print(f"{label:28} {ours:12.1f} {theirs:12.1f}")
     print()
-    for label, wall, requests in (("first publish", first_wall, first_requests),
-                                  ("one-line edit", edit_wall, edit_requests)):
+    ok_wall = True
+    for label, wall, requests in (("first publish", f["first_wall"], f["first_requests"]),
+                                  ("one-line edit", f["edit_wall"], f["edit_requests"])):
         bound = requests / 3
+        ok_wall = ok_wall and wall <= 1.2 * bound
         print(f"{label}: {requests} requests in {wall:.1f} s at 3 req/s; bound "
               f"{bound:.1f} s; ratio {wall / bound:.2f}")
-    worst = max(r["requests"] for r in second)
-    ok_edit = worst <= 6 and edit_created == 0
-    ok_wall = first_wall <= 1.2 * first_requests / 3 and edit_wall <= 1.2 * edit_requests / 3
-    print(f"\none-line edit ≤ 6 requests (worst {worst}) and 0 blocks: "
+    ok_edit = f["edit_worst"] <= 6 and f["edit_blocks"] == 0
+    print(f"\none-line edit ≤ 6 requests (worst {f['edit_worst']}) and 0 blocks: "
           f"{'PASS' if ok_edit else 'FAIL'}")
     print(f"wall time ≤ 1.2 × bound: {'PASS' if ok_wall else 'FAIL'}")
 
