@@ -372,7 +372,7 @@ class NotionPublisher:
         if not audio_url.startswith(("https://", "http://")):
             self._warn(f"add-audio:{lesson_id}: {audio_url} is a local file, which Notion "
                        "cannot play; skipped (use S3 storage for a public URL)")
-            return {"blockId": None, "url": audio_url, "pageId": page.get("pageId"),
+            return {"url": audio_url, "pageId": page.get("pageId"),
                     "skipped": "no public URL", "requests": 0}
         api = self.api(lesson_id, "add-audio")
         block = {"type": "external", "external": {"url": audio_url}}

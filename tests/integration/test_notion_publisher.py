@@ -164,7 +164,7 @@ def test_add_audio_goes_on_top_of_the_study_text_and_is_then_updated_in_place(
     assert fake.tree(republished["studyText"])[0].id == first["blockId"]
     warnings: list[str] = []
     local = publisher(fake, warnings).link_audio(out, "build/bucket/a.mp3", None)
-    assert local["blockId"] is None and "cannot play" in warnings[0]
+    assert "blockId" not in local and "cannot play" in warnings[0]
 
 
 def test_the_estimate_matches_what_publishing_then_sends(fake: FakeNotion) -> None:
