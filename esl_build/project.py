@@ -11,7 +11,7 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esl_build import __version__
 from esl_build.config import Config, load_config
@@ -24,6 +24,9 @@ from esl_build.settings import Settings
 from esl_build.state.checked import CheckedCache, stamp
 from esl_build.state.stores import FileManifestStore
 
+if TYPE_CHECKING:
+    from esl_build.observability import Observer
+
 # Bump when what a stage's plan contains changes without the parser version changing, so
 # verdicts cached by an older esl-build are not trusted.
 CHECKED_KEY_VERSION = 1
@@ -33,12 +36,16 @@ _current_lock = threading.Lock()
 
 
 class Project:
-    """The lessons repository at ``settings.root``. Services may be injected (tests, workers)."""
+    """The lessons repository at ``settings.root``. Services may be injected (tests, workers);
+    ``observer`` receives the stage events (default: ``ESL_BUILD_EVENT_LOG``, else nothing)."""
 
     def __init__(self, settings: Settings, *, publisher: Publisher | None = None,
                  voice: Voice | None = None, storage: Storage | None = None,
-                 config: Config | None = None):
+                 config: Config | None = None, observer: Observer | None = None):
+        from esl_build.observability import observer_for
+
         self.settings = settings
+        self.observer = observer or observer_for(settings)
         self.store = FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
                                        root=settings.root)
         self._publisher, self._voice, self._storage = publisher, voice, storage

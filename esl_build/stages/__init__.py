@@ -28,6 +28,7 @@ from esl_build.state.checked import Stamp, stamp
 from esl_build.state.manifest import record_stage
 
 if TYPE_CHECKING:
+    from esl_build.observability import StageEvents
     from esl_build.project import Project
 
 MODULES: dict[str, ModuleType] = {"validate": validate, "import": import_page, "tts": tts,
@@ -135,7 +136,18 @@ class Result:
 def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) -> Result:
     """Run one stage of one lesson if it is stale (or ``force``), and record it.
 
+    Emits ``stage.<stage>.start|success|skipped|failure`` through ``project.observer``.
     Raises ``EslBuildError`` subclasses for anything a user can fix."""
+    events = project.observer.stage(stage, lesson_id)
+    try:
+        return _run(project, stage, lesson_id, force, events)
+    except BaseException as error:
+        events.failure(error)
+        raise
+
+
+def _run(project: Project, stage: str, lesson_id: str, force: bool,
+         events: StageEvents) -> Result:
     with project.store.lease(lesson_id):
         manifest = ManifestView(project.store.read(lesson_id))
         current = status(project, stage, lesson_id, manifest)
@@ -145,8 +157,10 @@ def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) ->
             raise EslBuildError(f"{stage}:{lesson_id}: {current.reason}; "
                                 f"run `doit {stage}:{lesson_id}` to build what it needs")
         if not current.stale and not force:
+            events.skipped("up to date")
             return Result(stage, lesson_id, ran=False)
         plan = current.plan
+        events.start(reason=current.reason or "forced", fingerprint=plan.fingerprint)
         outcome: Outcome = MODULES[stage].apply(project, plan, manifest)
         remote = _is_remote(project, stage)
         project.store.update(lesson_id, lambda manifest: record_stage(
@@ -154,6 +168,7 @@ def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) ->
             fingerprint=plan.fingerprint,
             inputs=plan.inputs, outputs=outcome.outputs, cost=outcome.cost.to_json(),
             run_id=project.settings.run_id))
+        events.success(outcome.cost.to_json(), {"backend": plan.backend, **outcome.outputs})
         return Result(stage, lesson_id, ran=True, cost=outcome.cost)
 
 
