@@ -9,6 +9,7 @@
     esl-build rerun ID --steps tts,upload,add-audio  force stages without re-running upstream
     esl-build init DIR                               scaffold a lessons repository
     esl-build env                                    the variables esl-build reads, and backends
+    esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
 
 Exit codes: 0 success, 1 a lesson or a stage failed, 2 bad usage or configuration.
 """
@@ -88,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help="the environment variables esl-build reads")
     env.set_defaults(handler=cmd_env)
+
+    serve = sub.add_parser("serve", help="run the HTTP worker: POST /jobs, GET /jobs/ID, "
+                           "/healthz, /metrics (needs fastapi and uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--cwd", type=Path, default=None,
+                       help="the lessons repository (default: the current folder)")
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 
@@ -206,6 +215,16 @@ def cmd_env(args: argparse.Namespace) -> int:
                  else value or "")
         print(f"{name:<28} {shown:<24} {description}")
     print("backends: " + " ".join(f"{k}={v}" for k, v in settings.backends.items()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from esl_build.service import serve
+    except ImportError as error:
+        raise ConfigInvalid(f"esl-build serve needs {error.name}: pip install "
+                            "'esl-build[service]'") from None
+    serve(args.host, args.port, args.cwd)
     return 0
 
 

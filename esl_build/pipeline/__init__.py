@@ -192,6 +192,12 @@ class Pipeline:
             outcome.update(lesson=lesson_id, up_to_date=status.up_to_date)
         return status
 
+    def check_request(self, flags: Mapping[str, Any] | AssignmentFlags) -> str:
+        """Check ``new_assignment``'s flags and its ``md`` without running anything: the
+        lesson id, or the ``ValidationError`` the call would raise (an HTTP 400)."""
+        parsed = parse_flags(AssignmentFlags, flags)
+        return lesson_id_for(parsed.md, self.settings())
+
     async def new_assignment_async(self, flags: Mapping[str, Any] | AssignmentFlags,
                                    callbacks: Any = None,
                                    run_id: str | None = None) -> AssignmentResult:
@@ -356,8 +362,8 @@ class Pipeline:
             raise
 
     def _read(self, project: Project, lesson_id: str, run_id: str) -> ManifestView:
-        view: ManifestView = self._guard(lambda: ManifestView(project.store.read(lesson_id)), lesson_id,
-                                         None, run_id)
+        view: ManifestView = self._guard(
+            lambda: ManifestView(project.store.read(lesson_id)), lesson_id, None, run_id)
         return view
 
     @staticmethod

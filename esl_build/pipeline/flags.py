@@ -23,7 +23,7 @@ TTS_MODES = ("auto", "dialogue", "monologue")
 # release do not read them yet (a result's ``notes`` says so when one is set).
 TTS_OPTIONS = ("accent_preference", "tts_mode", "dialogue_language", "dialogue_stability",
                "dialogue_seed")
-RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def parse_flags(kind: type[Flags], given: Mapping[str, Any] | Flags) -> Flags:
 def check_run_id(run_id: object) -> str:
     """A caller's run id as recorded in manifests and events (``ValidationError`` if unsafe)."""
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
-        raise ValidationError("run_id must be 1-128 letters, digits or ._:@/+=- "
+        raise ValidationError("run_id must be 1-128 letters, digits or ._:@+=- "
                               "(starting with a letter or digit)", field="run_id")
     return run_id
 
