@@ -293,8 +293,9 @@ class Pipeline:
         skipped, steps = flags.skipped(), []
         for stage in STAGES:
             clock = time.perf_counter()
-            reason = skipped.get(stage) or self._waiting_on_skipped(project, lesson_id, stage,
-                                                                    skipped)
+            reason = skipped.get(stage)
+            if not reason and isinstance(flags, AssignmentFlags):  # rerun: a gap is an error
+                reason = self._waiting_on_skipped(project, lesson_id, stage, skipped)
             if reason:
                 project.observer.stage(stage, lesson_id).skipped(reason)
                 steps.append(Step(stage, "skipped", reason))
