@@ -130,7 +130,7 @@ def test_injected_logger_and_metrics_receive_every_stage_event_with_the_callers_
     assert {e["run_id"] for e in events.events} == {"queue-42"}
     assert events.names("pipeline.") == ["pipeline.newAssignment.start",
                                          "pipeline.newAssignment.success"]
-    success = [e for e in events.events if e["event"] == "stage.tts.success"][0]
+    success = next(e for e in events.events if e["event"] == "stage.tts.success")
     assert success["lesson"] == "unit1" and success["stage"] == "tts"
     assert success["duration_ms"] > 0 and success["cost"]["characters"] > 0
     assert success["detail"]["mp3"] == "build/unit1/audio.mp3"

@@ -53,9 +53,9 @@ def worker(repo):
     pipeline = create_pipeline(cwd=repo.root, logger=events, metrics=PrometheusMetrics(),
                                secrets={"ESL_BUILD_SERVICE_TOKEN": TOKEN})
     app = create_app(pipeline, live=True, token=TOKEN, max_jobs=2)
-    with BackgroundServer(app) as server:
-        with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as client:
-            yield client, events, server
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, headers=AUTH,
+                                                       timeout=60) as client:
+        yield client, events, server
 
 
 def wait(client: httpx.Client, job_id: str) -> dict[str, Any]:
