@@ -355,3 +355,17 @@ def test_doit_runs_emit_the_same_stage_events(repo):
     unit1 = [e["event"] for e in events if e.get("lesson") == "unit1"]
     assert unit1 == [f"stage.{s}.{kind}" for s in STAGES for kind in ("start", "success")]
     assert {e["run_id"] for e in events} == {"ci-123"}
+
+
+def test_the_package_and_a_pipeline_import_no_web_metrics_or_tracing_library(repo):
+    import subprocess
+    import sys
+    web = "('fastapi', 'uvicorn', 'prometheus_client', 'starlette', 'dotenv')"
+    code = ("import sys, esl_build, esl_build.tasks, esl_build.pipeline; "
+            "print(sorted(m for m in " + web[:-1] + ", 'opentelemetry') if m in sys.modules)); "
+            f"p = esl_build.create_pipeline(cwd={str(repo.root)!r}, secrets={{}}); "
+            "p.new_assignment({'md': 'unit1', 'dry_run': True}); "
+            "print(sorted(m for m in " + web + " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["[]", "[]"]  # spans (opentelemetry) only once a job runs

@@ -172,14 +172,14 @@ def test_a_worker_without_live_runs_refuses_them(repo):
     assert not repo.path("lessons/unit1.manifest.json").exists()
 
 
-def test_the_openapi_document_holds_up_under_schemathesis(worker):
+def test_the_openapi_document_holds_up_under_schemathesis(worker, tmp_path):
     _, _, server = worker
     done = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json",
          "--checks", "not_a_server_error,status_code_conformance,content_type_conformance",
          "-H", f"Authorization: Bearer {TOKEN}", "--max-examples", "25", "--seed", "1",
          "--phases", "examples,coverage,fuzzing"],
-        capture_output=True, text=True, timeout=300, check=False)
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
