@@ -201,3 +201,36 @@ def test_the_step_3_example_works_as_written(repo, monkeypatch):
     assert missing.status_code == 400 and missing.json() == {"error": "md is required"}
     assert escape.status_code == 400
     assert not repo.path("lessons/unit1.manifest.json").exists()
+
+
+def test_esl_build_serve_starts_the_worker_with_the_deployments_settings(repo):
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = repo.process_env({"ESL_BUILD_SERVICE_TOKEN": TOKEN, "ESL_BUILD_SERVICE_LIVE": "1"})
+    server = subprocess.Popen([sys.executable, "-m", "esl_build.cli", "serve", "--port",
+                               str(port)], cwd=repo.root, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.1)
+        assert httpx.post(f"{url}/jobs", json={"md": "unit1"}).status_code == 401
+        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
+            queued = client.post("/jobs", json={"md": "unit1", "jobId": "cli-1"})
+            assert queued.status_code == 202  # live: the deployment enabled it
+            assert wait(client, "cli-1")["state"] == "succeeded"
+            assert "esl_pipeline_stage_success_total" in client.get("/metrics").text
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert {e["run_id"] for e in events if e.get("stage")} == {"cli-1"}
+    assert TOKEN not in output
