@@ -369,3 +369,37 @@ def test_the_package_and_a_pipeline_import_no_web_metrics_or_tracing_library(rep
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.split() == ["[]", "[]"]  # spans (opentelemetry) only once a job runs
+
+
+def test_a_corrupt_manifest_is_a_manifest_error_that_a_retry_cannot_fix(repo):
+    pipeline = create_pipeline(cwd=repo.root, secrets={})
+    repo.path("lessons/unit1.manifest.json").write_text("{not json\n")
+    for dry in (False, True):
+        with pytest.raises(ManifestError) as raised:
+            pipeline.new_assignment({"md": "unit1", "dry_run": dry})
+        assert raised.value.lesson == "unit1" and not raised.value.retryable
+        assert "lessons/unit1.manifest.json:1" in str(raised.value)
+
+
+def test_an_injected_manifest_store_is_the_one_used(repo, tmp_path):
+    from esl_build.state.stores import FileManifestStore
+
+    store = FileManifestStore(tmp_path / "elsewhere", tmp_path / "locks", root=repo.root)
+    pipeline = create_pipeline(cwd=repo.root, secrets={}, manifest_store=store)
+    result = pipeline.new_assignment({"md": "unit1"}, run_id="store-1")
+    assert not repo.path("lessons/unit1.manifest.json").exists()
+    saved = json.loads((tmp_path / "elsewhere" / "unit1.manifest.json").read_text())
+    assert saved["stages"]["upload"]["runId"] == "store-1"
+    assert result.manifest_path == store.location("unit1")
+    assert pipeline.get_assignment_status("unit1").up_to_date
+
+
+def test_the_pipeline_and_doit_agree_about_what_is_stale(repo):
+    pipeline = create_pipeline(cwd=repo.root, secrets={})
+    pipeline.new_assignment({"md": "unit1"})
+    run = repo.doit()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert {f"{s}:unit1" for s in STAGES} <= run.up_to_date  # built by the API: nothing to do
+    assert {f"{s}:b1/unit2" for s in STAGES} <= run.ran
+    again = pipeline.new_assignment({"md": "b1/unit2"})  # built by doit: nothing to do
+    assert {s.state for s in again.steps} == {"up-to-date"}
