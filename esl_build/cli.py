@@ -25,6 +25,7 @@ from typing import Any
 
 from esl_build.errors import ConfigInvalid, EslBuildError
 from esl_build.project import Project
+from esl_build.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +149,7 @@ def _ids(project: Project, wanted: list[str]) -> list[str]:
 def cmd_plan(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, Cost, estimate, status
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     rows, total = [], Cost()
     for lesson_id in _ids(project, args.ids):
         for stage in STAGES:
@@ -174,7 +175,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, status
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     report: list[dict[str, Any]] = []
     failures = project.failures.read()
     for lesson_id in _ids(project, args.ids):
@@ -210,7 +211,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from esl_build import stages
     from esl_build.reporter import format_summary
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     [lesson_id] = _ids(project, [args.id])
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = [s for s in steps if s not in stages.STAGES]

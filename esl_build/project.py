@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 # verdicts cached by an older esl-build are not trusted.
 CHECKED_KEY_VERSION = 1
 
-_current: Project | None = None
-_current_lock = threading.Lock()
 
 
 class Project:
@@ -62,23 +60,6 @@ class Project:
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list[Problem]]] = {}
         self._lock = threading.RLock()
-
-    # -- the process-wide project used by dodo.py, the doit backend and the actions --------
-    @classmethod
-    def current(cls) -> Project:
-        """The project of this process, resolved from the environment on first use."""
-        global _current
-        with _current_lock:
-            if _current is None:
-                _current = cls(Settings.resolve())
-            return _current
-
-    @classmethod
-    def use(cls, project: Project | None) -> None:
-        """Make ``project`` the process-wide one (tests, embedding); None resets it."""
-        global _current
-        with _current_lock:
-            _current = project
 
     # -- configuration and services ---------------------------------------------------------
     @property
