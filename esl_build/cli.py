@@ -159,16 +159,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
             cost = estimate(project, current)
             total += cost
             rows.append({"task": f"{stage}:{lesson_id}", "reason": current.reason,
-                         **cost.to_json()})
+                         **cost.to_json(), "blocks": cost.blocks})
     if args.json:
-        print(json.dumps({"stale": rows, "total": total.to_json()}, indent=2))
+        print(json.dumps({"stale": rows, "total": {**total.to_json(), "blocks": total.blocks}},
+                         indent=2))
         return 0
     for row in rows:
-        extra = (f"  [{row['characters']} chars, {row['requests']} requests]"
+        extra = (f"  [{row['characters']} chars, {row['requests']} requests"
+                 + (f", {row['blocks']} new blocks" if row["blocks"] else "") + "]"
                  if row["characters"] or row["requests"] else "")
         print(f"{row['task']}: {row['reason']}{extra}")
     print(f"{len(rows)} stale stage(s); estimated {total.characters} characters to synthesise, "
-          f"{total.requests} requests to send")
+          f"{total.requests} requests to send"
+          + (f", {total.blocks} Notion blocks to create" if total.blocks else ""))
     return 0
 
 

@@ -23,6 +23,7 @@ from esl_build.files import shown
 PUBLISHERS = ("html", "notion")
 VOICES = ("espeak", "elevenlabs")
 STORAGES = ("local", "s3")
+CONFLICT_MODES = ("stop", "force", "keep-notion")
 
 # Every variable esl-build reads, with a one-line description (docs/configuration.md and the
 # CLI's `esl-build env` are generated from this table, so it stays complete).
@@ -40,6 +41,12 @@ ENV_VARS: dict[str, str] = {
     "NOTION_DB_ID": "Notion database that receives lesson pages",
     "NOTION_DATA_SOURCE_ID": "Notion data source that receives lesson pages",
     "NOTION_BASE_URL": "Notion API base URL (tests point it at a local fake)",
+    "NOTION_RATE_LIMIT": "Notion requests per second per token, bursts allowed (default 3)",
+    "NOTION_RETRY_DELAY": "seconds before the first retry of a failed Notion request, doubling "
+                          "after (default 0.5)",
+    "NOTION_ON_CONFLICT": "a block edited in the lesson and in Notion: stop (default), force "
+                          "(take the lesson's) or keep-notion (keep Notion's)",
+    "STUDENTS_DB_ID": "Notion data source of student pages (the Student relation's target)",
     "ELEVENLABS_API_KEY": "ElevenLabs API key (secret); selects the elevenlabs voice",
     "ELEVENLABS_BASE_URL": "ElevenLabs API base URL (tests point it at a local fake)",
     "ELEVENLABS_MODEL_ID": "ElevenLabs model (default eleven_multilingual_v2)",
@@ -84,6 +91,10 @@ class NotionSettings:
     database_id: str | None = None
     data_source_id: str | None = None
     base_url: str | None = None
+    students_id: str | None = None
+    rate: float = 3.0
+    backoff: float = 0.5  # seconds before the first retry of a failed request
+    on_conflict: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -182,7 +193,12 @@ class Settings:
             run_id=get("ESL_BUILD_RUN_ID") or "r-" + uuid.uuid4().hex[:8],
             notion=NotionSettings(token=secret("NOTION_TOKEN"), database_id=get("NOTION_DB_ID"),
                                   data_source_id=get("NOTION_DATA_SOURCE_ID"),
-                                  base_url=get("NOTION_BASE_URL")),
+                                  base_url=get("NOTION_BASE_URL"),
+                                  students_id=get("STUDENTS_DB_ID"),
+                                  rate=_positive("NOTION_RATE_LIMIT", get, 3.0),
+                                  backoff=_positive("NOTION_RETRY_DELAY", get, 0.5),
+                                  on_conflict=_choose("NOTION_ON_CONFLICT", get, CONFLICT_MODES,
+                                                      "stop")),
             elevenlabs=ElevenLabsSettings(api_key=secret("ELEVENLABS_API_KEY"),
                                           base_url=get("ELEVENLABS_BASE_URL"),
                                           model=get("ELEVENLABS_MODEL_ID")
@@ -196,6 +212,17 @@ class Settings:
                                     max_jobs=_count("ESL_BUILD_SERVICE_MAX_JOBS", get, 2)),
         )
         return settings.with_(**flags) if flags else settings
+
+
+def _positive(name: str, get: Callable[[str], str | None], default: float) -> float:
+    value = get(name)
+    try:
+        number = float(value) if value else default
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise ConfigInvalid(f"{name}={value!r} must be a positive number")
+    return number
 
 
 def _choose(name: str, get: Callable[[str], str | None], allowed: tuple[str, ...],
