@@ -9,6 +9,7 @@
     esl-build rerun ID --steps tts,upload,add-audio  force stages without re-running upstream
     esl-build init DIR                               scaffold a lessons repository
     esl-build env                                    the variables esl-build reads, and backends
+    esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
 
 Exit codes: 0 success, 1 a lesson or a stage failed, 2 bad usage or configuration.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from esl_build.errors import ConfigInvalid, EslBuildError
 from esl_build.project import Project
+from esl_build.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +125,14 @@ def _parser() -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help="the environment variables esl-build reads")
     env.set_defaults(handler=cmd_env)
+
+    serve = sub.add_parser("serve", help="run the HTTP worker: POST /jobs, GET /jobs/ID, "
+                           "/healthz, /metrics (needs fastapi and uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--cwd", type=Path, default=None,
+                       help="the lessons repository (default: the current folder)")
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 
@@ -139,7 +149,7 @@ def _ids(project: Project, wanted: list[str]) -> list[str]:
 def cmd_plan(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, Cost, estimate, status
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     rows, total = [], Cost()
     for lesson_id in _ids(project, args.ids):
         for stage in STAGES:
@@ -168,7 +178,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, status
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     report: list[dict[str, Any]] = []
     failures = project.failures.read()
     for lesson_id in _ids(project, args.ids):
@@ -204,7 +214,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from esl_build import stages
     from esl_build.reporter import format_summary
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     [lesson_id] = _ids(project, [args.id])
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = [s for s in steps if s not in stages.STAGES]
@@ -249,6 +259,16 @@ def cmd_env(args: argparse.Namespace) -> int:
                  else value or "")
         print(f"{name:<28} {shown:<24} {description}")
     print("backends: " + " ".join(f"{k}={v}" for k, v in settings.backends.items()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from esl_build.service import serve
+    except ImportError as error:
+        raise ConfigInvalid(f"esl-build serve needs {error.name}: pip install "
+                            "'esl-build[service]'") from None
+    serve(args.host, args.port, args.cwd)
     return 0
 
 

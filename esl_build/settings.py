@@ -54,6 +54,10 @@ ENV_VARS: dict[str, str] = {
     "S3_PREFIX": "key prefix for audio objects",
     "AWS_REGION": "AWS region (default us-east-1)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint URL (MinIO, moto, R2)",
+    "ESL_BUILD_EVENT_LOG": "file that doit and CLI runs append stage events to (JSON lines)",
+    "ESL_BUILD_SERVICE_TOKEN": "bearer token the HTTP worker requires (secret; default: none)",
+    "ESL_BUILD_SERVICE_LIVE": "1/true: the HTTP worker runs live jobs (default: dry runs only)",
+    "ESL_BUILD_SERVICE_MAX_JOBS": "live jobs the HTTP worker runs at once (default 2)",
 }
 
 
@@ -109,6 +113,15 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class ServiceSettings:
+    """The HTTP worker's deployment settings (``esl-build serve``)."""
+
+    token: Secret | None = None
+    live: bool = False
+    max_jobs: int = 2
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a build needs to know, resolved once. Paths are absolute."""
 
@@ -125,6 +138,8 @@ class Settings:
     notion: NotionSettings = NotionSettings()
     elevenlabs: ElevenLabsSettings = ElevenLabsSettings()
     s3: S3Settings = S3Settings()
+    event_log: Path | None = None
+    service: ServiceSettings = ServiceSettings()
 
     @property
     def site_dir(self) -> Path:
@@ -174,7 +189,7 @@ class Settings:
                           "elevenlabs" if get("ELEVENLABS_API_KEY") else "espeak"),
             storage=_choose("ESL_BUILD_STORAGE", get, STORAGES,
                             "s3" if get("S3_BUCKET") else "local"),
-            strict=(get("ESL_BUILD_STRICT") or "").lower() in {"1", "true", "yes"},
+            strict=_flag(get("ESL_BUILD_STRICT")),
             run_id=get("ESL_BUILD_RUN_ID") or "r-" + uuid.uuid4().hex[:8],
             notion=NotionSettings(token=secret("NOTION_TOKEN"), database_id=get("NOTION_DB_ID"),
                                   data_source_id=get("NOTION_DATA_SOURCE_ID"),
@@ -191,6 +206,10 @@ class Settings:
             s3=S3Settings(bucket=get("S3_BUCKET"), prefix=(get("S3_PREFIX") or "").strip("/"),
                           region=get("AWS_REGION") or "us-east-1",
                           endpoint_url=get("AWS_ENDPOINT_URL_S3")),
+            event_log=(root / log).resolve() if (log := get("ESL_BUILD_EVENT_LOG")) else None,
+            service=ServiceSettings(token=secret("ESL_BUILD_SERVICE_TOKEN"),
+                                    live=_flag(get("ESL_BUILD_SERVICE_LIVE")),
+                                    max_jobs=_count("ESL_BUILD_SERVICE_MAX_JOBS", get, 2)),
         )
         return settings.with_(**flags) if flags else settings
 
@@ -212,3 +231,16 @@ def _choose(name: str, get: Callable[[str], str | None], allowed: tuple[str, ...
     if value not in allowed:
         raise ConfigInvalid(f"{name}={value!r} is not one of: {', '.join(allowed)}")
     return value
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in {"1", "true", "yes"}
+
+
+def _count(name: str, get: Callable[[str], str | None], default: int) -> int:
+    value = get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise ConfigInvalid(f"{name}={value!r} must be a whole number from 1 to 64")
+    return int(value)
