@@ -30,21 +30,27 @@ from esl_build.state.stores import ManifestStore, store_from
 if TYPE_CHECKING:
     from esl_build.config_provider import ConfigProvider
 
+if TYPE_CHECKING:
+    from esl_build.observability import Observer
+
 # Bump when what a stage's plan contains changes without the parser version changing, so
 # verdicts cached by an older esl-build are not trusted.
 CHECKED_KEY_VERSION = 1
 
-_current: Project | None = None
-_current_lock = threading.Lock()
 
 
 class Project:
-    """The lessons repository at ``settings.root``. Services may be injected (tests, workers)."""
+    """The lessons repository at ``settings.root``. Services may be injected (tests, workers);
+    ``observer`` receives the stage events (default: ``ESL_BUILD_EVENT_LOG``, else nothing)."""
 
     def __init__(self, settings: Settings, *, publisher: Publisher | None = None,
                  voice: Voice | None = None, storage: Storage | None = None,
-                 config: Config | None = None, store: ManifestStore | None = None):
+                 config: Config | None = None, observer: Observer | None = None,
+                 store: ManifestStore | None = None):
+        from esl_build.observability import observer_for
+
         self.settings = settings
+        self.observer = observer or observer_for(settings)
         self.store: ManifestStore = store or store_from(settings)
         self._publisher, self._voice, self._storage = publisher, voice, storage
         self._config = config
@@ -58,23 +64,6 @@ class Project:
         self._lock = threading.RLock()
         self._unsaved_doit: dict[str, dict[str, dict[str, Any]]] = {}  # see queue_doit_record
         self._recorded: set[tuple[str, str]] = set()  # see note_recorded
-
-    # -- the process-wide project used by dodo.py, the doit backend and the actions --------
-    @classmethod
-    def current(cls) -> Project:
-        """The project of this process, resolved from the environment on first use."""
-        global _current
-        with _current_lock:
-            if _current is None:
-                _current = cls(Settings.resolve())
-            return _current
-
-    @classmethod
-    def use(cls, project: Project | None) -> None:
-        """Make ``project`` the process-wide one (tests, embedding); None resets it."""
-        global _current
-        with _current_lock:
-            _current = project
 
     # -- configuration and services ---------------------------------------------------------
     @cached_property
