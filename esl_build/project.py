@@ -11,6 +11,7 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from esl_build import __version__
 from esl_build.config import Config, load_config
@@ -49,6 +50,7 @@ class Project:
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list]] = {}
         self._lock = threading.RLock()
+        self.memo: dict[str, Any] = {}  # once-per-run results of stages (e.g. tts's budget)
 
     # -- the process-wide project used by dodo.py, the doit backend and the actions --------
     @classmethod
@@ -82,7 +84,7 @@ class Project:
     @cached_property
     def voice(self) -> Voice:
         from esl_build.services.factory import voice_from
-        return self._injected["voice"] or voice_from(self.settings)
+        return self._injected["voice"] or voice_from(self.settings, self.config)
 
     @cached_property
     def storage(self) -> Storage:

@@ -51,6 +51,8 @@ ENV_VARS: dict[str, str] = {
     "ELEVENLABS_STABILITY": "voice stability 0..1 sent with each request (default: the voice's)",
     "ELEVENLABS_SEED": "seed 0..4294967295 for best-effort reproducible audio (default: none)",
     "ELEVENLABS_CONCURRENCY": "ElevenLabs requests in flight per process (default 4)",
+    "ELEVENLABS_TIMEOUT_SECONDS": "seconds before an ElevenLabs request is abandoned and retried "
+    "(default 120)",
     "ELEVENLABS_SILENCE_TAIL_SECONDS": "silence after the last line, 0..10 s (default 0.6)",
     "ESL_BUILD_MAX_CHARACTERS": "refuse to start a build that would bill more characters",
     "S3_BUCKET": "bucket for audio; selects s3 storage",
@@ -109,6 +111,7 @@ class ElevenLabsSettings:
     seed: int | None = None
     concurrency: int = 4
     silence_tail: float = 0.6
+    timeout: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,8 @@ def _elevenlabs(get: Callable[[str], str | None], key: Secret | None) -> ElevenL
         stability=_number("ELEVENLABS_STABILITY", get, float, 0, 1),
         seed=_number("ELEVENLABS_SEED", get, int, 0, 4_294_967_295),
         concurrency=_number("ELEVENLABS_CONCURRENCY", get, int, 1, 64) or 4,
-        silence_tail=0.6 if tail is None else tail)
+        silence_tail=0.6 if tail is None else tail,
+        timeout=_number("ELEVENLABS_TIMEOUT_SECONDS", get, float, 0.01, 3600) or 120.0)
 
 
 def _number(name: str, get: Callable[[str], str | None], kind: Callable[[str], T],
@@ -240,7 +244,8 @@ def _number(name: str, get: Callable[[str], str | None], kind: Callable[[str], T
     return value
 
 
-def _choose(name: str, get: Callable[[str], str | None], allowed: tuple[str, ...], default: str) -> str:
+def _choose(name: str, get: Callable[[str], str | None], allowed: tuple[str, ...],
+            default: str) -> str:
     value = (get(name) or default).lower()
     if value not in allowed:
         raise ConfigInvalid(f"{name}={value!r} is not one of: {', '.join(allowed)}")
