@@ -9,6 +9,8 @@
     esl-build rerun ID --steps tts,upload,add-audio  force stages without re-running upstream
     esl-build init DIR                               scaffold a lessons repository
     esl-build env                                    the variables esl-build reads, and backends
+    esl-build voices sync                            refresh configs/elevenlabs.voices.json
+    esl-build build --max-characters N --dry-run     refuse over N characters; plan only
 
 Exit codes: 0 success, 1 a lesson or a stage failed, 2 bad usage or configuration.
 """
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         from esl_build.lesson.cli import run_validate
         return run_validate(argv[1:])
     if argv and argv[0] == "build":
-        return run_doit(argv[1:])
+        return run_build(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -54,6 +56,60 @@ def run_doit(args: list[str]) -> int:
 
     from esl_build import tasks
     return DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args)
+
+
+# esl-build build's own options (the rest goes to doit), each the CLI form of a variable.
+BUILD_FLAGS = {"--max-characters": "ESL_BUILD_MAX_CHARACTERS",
+               "--tts-mode": "ELEVENLABS_TTS_MODE", "--model": "ELEVENLABS_MODEL_ID",
+               "--output-format": "ELEVENLABS_OUTPUT_FORMAT",
+               "--language": "ELEVENLABS_LANGUAGE", "--stability": "ELEVENLABS_STABILITY",
+               "--seed": "ELEVENLABS_SEED", "--concurrency": "ELEVENLABS_CONCURRENCY"}
+
+
+def run_build(args: list[str]) -> int:
+    """``esl-build build [--dry-run] [--max-characters N] [--tts-mode M] ... [DOIT ARGS]``.
+
+    The flags are resolved like their variables (BUILD_FLAGS). Before doit starts, the
+    characters the build would bill are planned: ``--dry-run`` prints the plan and stops
+    (nothing is sent anywhere); over ``--max-characters`` the build is refused (exit 2)."""
+    import os
+
+    from esl_build.settings import Settings
+    from esl_build.stages import tts
+
+    overrides: dict[str, str] = {}
+    dry_run, rest = False, []
+    words = iter(args)
+    for word in words:
+        name, eq, value = word.partition("=")
+        if word == "--dry-run":
+            dry_run = True
+        elif name in BUILD_FLAGS:
+            value = value if eq else next(words, "")
+            if not value:
+                print(f"esl-build build: {name} needs a value", file=sys.stderr)
+                return 2
+            overrides[BUILD_FLAGS[name]] = value
+        else:
+            rest.append(word)
+    try:
+        project = Project(Settings.resolve(env={**os.environ, **overrides}))
+        Project.use(project)
+        if dry_run or project.settings.max_characters is not None:
+            cost = tts.planned(project, project.lesson_ids())
+            limit = project.settings.max_characters
+            print(f"esl-build: this build would bill {cost.characters} characters in "
+                  f"{cost.requests} request(s) to {project.voice.name}"
+                  + (f" (limit {limit})" if limit is not None else ""))
+            if dry_run:
+                return 0 if cmd_plan(argparse.Namespace(ids=[], json=False)) == 0 else 1
+            if limit is not None and cost.characters > limit:
+                raise ConfigInvalid(f"refusing to build: {cost.characters} characters is "
+                                    f"more than --max-characters {limit}; nothing was sent")
+    except EslBuildError as error:
+        print(f"esl-build: {error}", file=sys.stderr)
+        return error.exit_code
+    return run_doit(rest)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help="the environment variables esl-build reads")
     env.set_defaults(handler=cmd_env)
+
+    voices = sub.add_parser("voices", help="the ElevenLabs voice catalog")
+    voices_sub = voices.add_subparsers(dest="voices_command", metavar="ACTION", required=True)
+    sync = voices_sub.add_parser("sync", help="rewrite configs/elevenlabs.voices.json from "
+                                 "the account's voices (needs ELEVENLABS_API_KEY)")
+    sync.set_defaults(handler=cmd_voices_sync)
     return parser
 
 
@@ -106,12 +168,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     project = Project.current()
     rows, total = [], Cost()
+    seen: set[str] = set()  # requests counted already: lessons sharing a line bill it once
     for lesson_id in _ids(project, args.ids):
         for stage in STAGES:
             current = status(project, stage, lesson_id)
             if not current.stale:
                 continue
-            cost = estimate(project, current)
+            cost = estimate(project, current, seen)
             total += cost
             rows.append({"task": f"{stage}:{lesson_id}", "reason": current.reason,
                          **cost.to_json()})
@@ -183,6 +246,20 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         characters += result.cost.characters
         requests += result.cost.requests
     print(format_summary(counts, characters, requests), end="")
+    return 0
+
+
+def cmd_voices_sync(args: argparse.Namespace) -> int:
+    from esl_build.services.elevenlabs import ElevenLabsVoice
+
+    project = Project.current()
+    voice = project.voice
+    if not isinstance(voice, ElevenLabsVoice):
+        raise ConfigInvalid("esl-build voices sync reads the voices of an ElevenLabs account: "
+                            "set ELEVENLABS_API_KEY (and unset ESL_BUILD_VOICE=espeak)")
+    path, count, changed = voice.sync_catalog()
+    print(f"{'wrote' if changed else 'unchanged:'} {count} voices "
+          f"{'to' if changed else 'in'} {project.relative(path)}")
     return 0
 
 

@@ -183,12 +183,15 @@ def _is_remote(project: Project, stage: str) -> bool:
     return stage in SERVICE_OF and getattr(project, SERVICE_OF[stage]).remote
 
 
-def estimate(project: Project, current: Status) -> Cost:
-    """What running a stale stage would spend (characters to synthesise, requests to send)."""
+def estimate(project: Project, current: Status, seen: set[str] | None = None) -> Cost:
+    """What running a stale stage would spend (characters to synthesise, requests to send).
+
+    ``seen`` collects the work already counted for other lessons (tts requests shared by
+    several lessons are billed once), so a sum over a build is exact."""
     if current.plan is None:
         return Cost()
     estimator = getattr(MODULES[current.stage], "estimate", None)
-    return estimator(project, current.plan) if estimator else Cost()
+    return estimator(project, current.plan, seen) if estimator else Cost()
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import math
 import sys
 import threading
@@ -177,6 +178,12 @@ class FakeElevenLabs:
             self.peak_concurrency = 0
 
     @property
+    def in_flight(self) -> int:
+        """Requests being answered now (past the ``hold()`` gate, not yet answered)."""
+        with self._lock:
+            return self._in_flight
+
+    @property
     def synthesis_requests(self) -> list[dict[str, Any]]:
         """The bodies of every text-to-speech and text-to-dialogue request received."""
         with self._lock:
@@ -293,6 +300,9 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             fake.requests.append({"kind": kind, "query": query, "body": body})
         fake._open.wait()
+        if self._client_gone():  # e.g. the build was killed while its request was held
+            self.close_connection = True
+            return
         fault = fake._take_fault()
         if fault is not None:
             headers = {"retry-after": str(fault.retry_after)} if fault.retry_after else {}
@@ -317,6 +327,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(audio)
         finally:
             fake._leave()
+
+    def _client_gone(self) -> bool:
+        try:
+            self.connection.setblocking(False)
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        finally:
+            self.connection.setblocking(True)
 
     def _check(self, kind: str, turns: list[tuple[Any, Any]], model: str) -> list[str]:
         fake = self.server_fake
