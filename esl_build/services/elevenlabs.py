@@ -12,6 +12,9 @@ Chunks are cut where the content says so: after a turn whose text hashes to an *
 (and, if it becomes or stops being an anchor, merges or splits it with the next); every other
 chunk keeps its boundaries, its cache key and its paid-for audio.
 
+The SDK (and httpx) are imported on the first request, so planning, dry runs and no-op
+builds with this voice load neither.
+
 Audio is requested as PCM (``ELEVENLABS_OUTPUT_FORMAT``, default ``pcm_24000``): no decoder is
 needed and the MP3 is encoded once per lesson.
 
@@ -35,13 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
-
-import httpx
-from elevenlabs import DialogueInput, VoiceSettings
-from elevenlabs.client import ElevenLabs
-from elevenlabs.core.api_error import ApiError
-from elevenlabs.types import ToDialogueSettingsResponseModel
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from esl_build.config import Config
 from esl_build.errors import ConfigInvalid, VoiceError
@@ -58,6 +55,10 @@ from esl_build.voices.catalog import (
     student_voices,
     voice_map,
 )
+
+if TYPE_CHECKING:
+    from elevenlabs.client import ElevenLabs
+    from elevenlabs.core.api_error import ApiError
 
 T = TypeVar("T")
 
@@ -235,6 +236,9 @@ class ElevenLabsVoice:
     def client(self) -> ElevenLabs:
         with self._client_lock:
             if self._client is None:
+                import httpx
+                from elevenlabs.client import ElevenLabs
+
                 key = self._settings.api_key
                 assert key is not None  # checked in __init__
                 self._client = ElevenLabs(
@@ -244,6 +248,9 @@ class ElevenLabsVoice:
             return self._client
 
     def synthesize(self, request: SpeechRequest) -> Pcm:
+        from elevenlabs import DialogueInput, VoiceSettings
+        from elevenlabs.types import ToDialogueSettingsResponseModel
+
         s = self._settings
         if request.mode == "dialogue":
             def call() -> bytes:
@@ -313,6 +320,9 @@ class ElevenLabsVoice:
 
     def _retrying(self, call: Callable[[], T]) -> T:
         """``call()`` under the limiter, retried as the module docstring says."""
+        import httpx
+        from elevenlabs.core.api_error import ApiError
+
         attempts = throttles = 0
         while True:
             with self.limiter.slot():

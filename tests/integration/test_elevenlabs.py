@@ -278,11 +278,14 @@ def test_voices_sync_writes_the_catalog_from_the_account(tmp_path, fake):
     assert "unchanged" in repo.esl_build("voices", "sync").stdout
 
 
-def test_a_no_op_espeak_build_never_imports_the_sdk(tmp_path):
-    repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text()})
-    assert repo.doit().returncode == 0
+@pytest.mark.parametrize("backend", ["espeak", "elevenlabs"])
+def test_a_no_op_build_never_imports_the_sdk(tmp_path, fake, backend):
+    repo = make_repo(tmp_path / "repo", fake, {"unit1": lesson_text()},
+                     ESL_BUILD_VOICE=backend)
+    build(repo)
+    repo.path("build/.cache").rename(tmp_path / "checked")  # a no-op that checks by content
     probe = ("import sys; from doit.doit_cmd import DoitMain; from doit.cmd_base import "
              "DodoTaskLoader; DoitMain(DodoTaskLoader()).run([]); "
-             "print('elevenlabs' in sys.modules)")
+             "print('elevenlabs' in sys.modules, 'httpx' in sys.modules)")
     run = repo.run(sys.executable, "-c", probe)
-    assert run.stdout.strip().splitlines()[-1] == "False", run.stdout + run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "False False", run.stdout + run.stderr
