@@ -14,7 +14,8 @@ per-request limit, a dialogue takes at most 10 distinct voices, and more request
 than ``max_concurrency`` get ``429 too_many_concurrent_requests``. Errors carry ElevenLabs'
 body shape ``{"detail": {"status": ..., "message": ...}}``.
 
-Audio is real and deterministic: a quiet tone per turn, 50 ms per character, in the requested
+Audio is real and deterministic: a quiet tone per turn, 50 ms per character (the field
+``seconds_per_character``), in the requested
 format (``pcm_<rate>`` raw s16le, ``wav_<rate>``, or ``mp3_<rate>_<kbps>`` via lameenc).
 
 What it received is counted: ``characters_billed`` (what a successful request costs, as
@@ -31,8 +32,8 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import math
+import socket
 import sys
 import threading
 import time
@@ -103,6 +104,7 @@ class FakeElevenLabs:
     max_concurrency: int = 5
     latency: float = 0.0
     character_limit: int = 1_000_000
+    seconds_per_character: float = SECONDS_PER_CHARACTER  # length of the audio answered
     voices: tuple[dict[str, Any], ...] = VOICES
     characters_billed: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -313,7 +315,8 @@ class _Handler(BaseHTTPRequestHandler):
                             f"{fake.max_concurrency}", {"retry-after": "0.05"})
         try:
             texts = self._check(kind, turns, model)
-            audio = _audio(turns, query.get("output_format") or "mp3_44100_128")
+            audio = _audio(turns, query.get("output_format") or "mp3_44100_128",
+                           fake.seconds_per_character)
             if fake.latency:
                 time.sleep(fake.latency)
             cost = fake._bill(texts)
@@ -390,7 +393,7 @@ def _subscription(fake: FakeElevenLabs) -> dict[str, Any]:
             "next_character_count_reset_unix": 0}
 
 
-def _audio(turns: list[tuple[Any, Any]], output_format: str) -> bytes:
+def _audio(turns: list[tuple[Any, Any]], output_format: str, per_character: float) -> bytes:
     """Deterministic audio for the turns: a tone per turn (pitch from the voice id)."""
     codec, _, rest = output_format.partition("_")
     rate_text, _, kbps = rest.partition("_")
@@ -399,7 +402,8 @@ def _audio(turns: list[tuple[Any, Any]], output_format: str) -> bytes:
     except ValueError:
         raise _ApiError(422, "invalid_output_format",
                         f"output_format {output_format!r} is not supported") from None
-    samples = b"".join(_tone(str(voice), str(text), rate) for voice, text in turns)
+    samples = b"".join(_tone(str(voice), str(text), rate, per_character)
+                       for voice, text in turns)
     if codec == "pcm":
         return samples
     if codec == "wav":
@@ -422,10 +426,10 @@ def _audio(turns: list[tuple[Any, Any]], output_format: str) -> bytes:
                     f"output_format {output_format!r} is not supported by the fake")
 
 
-def _tone(voice: str, text: str, rate: int) -> bytes:
-    """``len(text) * SECONDS_PER_CHARACTER`` seconds of a quiet tone whose pitch depends on the
+def _tone(voice: str, text: str, rate: int, per_character: float) -> bytes:
+    """``len(text) * per_character`` seconds of a quiet tone whose pitch depends on the
     voice (s16le mono), built from one repeated cycle so long answers stay cheap."""
-    count = round(len(text) * SECONDS_PER_CHARACTER * rate)
+    count = round(len(text) * per_character * rate)
     period = max(2, rate // (110 + sum(voice.encode()) % 200))
     cycle = array("h", (int(3000 * math.sin(2 * math.pi * i / period)) for i in range(period)))
     samples = (cycle * (count // period + 1))[:count]
