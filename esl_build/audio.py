@@ -18,6 +18,7 @@ import uuid
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import lameenc
 from mutagen.id3 import ID3, TALB, TIT2, TPE1
@@ -100,7 +101,8 @@ def write_mp3(path: str | os.PathLike[str], mp3_bytes: bytes, *, title: str | No
 
 def mp3_seconds(path: str | os.PathLike[str]) -> float:
     """The playing time of the MP3 at ``path``, as mutagen reads it."""
-    return float(MP3(path).info.length)
+    info: Any = MP3(path).info  # type: ignore[no-untyped-call]  # mutagen is partly typed
+    return float(info.length)
 
 
 def _tagged(mp3_bytes: bytes, texts: dict[type, str | None]) -> bytes:
@@ -109,9 +111,9 @@ def _tagged(mp3_bytes: bytes, texts: dict[type, str | None]) -> bytes:
     frames = [frame(encoding=_UTF8, text=[text]) for frame, text in texts.items() if text]
     if not frames:
         return mp3_bytes
-    tags = ID3()
+    tags = ID3()  # type: ignore[no-untyped-call]
     for frame in frames:
-        tags.add(frame)
+        tags.add(frame)  # type: ignore[no-untyped-call]
     buffer = io.BytesIO(mp3_bytes)
     tags.save(buffer, v2_version=3)
     return buffer.getvalue()

@@ -214,8 +214,7 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
                     "seconds": round(track.seconds, 2),
                     "lines": sum(len(r.turns) for r in requests), "requests": len(keys),
                     "mode": requests[0].mode, "synthesized": len(made),
-                    "voices": choices, "casting": memo.get("ttsCastingDigest", ""),
-                    "billedCharacters": billed},
+                    "voices": choices, "casting": memo.get("ttsCastingDigest", "")},
                    Cost(characters=billed, requests=len(made) if voice.remote else 0))
 
 
