@@ -18,7 +18,6 @@ import uuid
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import lameenc
 from mutagen.id3 import ID3, TALB, TIT2, TPE1
@@ -101,8 +100,7 @@ def write_mp3(path: str | os.PathLike[str], mp3_bytes: bytes, *, title: str | No
 
 def mp3_seconds(path: str | os.PathLike[str]) -> float:
     """The playing time of the MP3 at ``path``, as mutagen reads it."""
-    info: Any = MP3(path).info  # type: ignore[no-untyped-call]  # mutagen is partly typed
-    return float(info.length)
+    return float(MP3(path).info.length)  # type: ignore[no-untyped-call, attr-defined]
 
 
 def _tagged(mp3_bytes: bytes, texts: dict[type, str | None]) -> bytes:
