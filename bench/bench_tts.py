@@ -13,7 +13,7 @@ voices again, since it deletes its line files after joining and keeps no dialogu
 monologue no-op is free: the final file is reused).
 
 Part 2, wall time: N generated dialogue lessons (distinct text) built with
-``doit -n 8 -P thread`` at ``ELEVENLABS_CONCURRENCY`` = the fake's limit and the given
+``doit -n N -P thread`` (every lesson at once) at ``ELEVENLABS_CONCURRENCY`` = the fake's limit and the given
 latency per request. The bound is the same build with zero latency plus the time the API
 alone needs: ceil(requests / concurrency) × latency.
 
@@ -131,7 +131,7 @@ def part_wall_time(lessons: int, latency: float, concurrency: int,
             repo = repo_with(Path(tmp) / "repo", fake, texts,
                              ELEVENLABS_CONCURRENCY=str(concurrency))
             fake.latency = run_latency
-            timings[run_latency] = built(repo, "-n", "8", "-P", "thread")
+            timings[run_latency] = built(repo, "-n", str(lessons), "-P", "thread")
             requests = len(fake.synthesis_requests)
             refused = requests - sum(1 for _ in fake.billed.elements())
             peak = fake.peak_concurrency

@@ -289,3 +289,19 @@ def test_a_no_op_build_never_imports_the_sdk(tmp_path, fake, backend):
              "print('elevenlabs' in sys.modules, 'httpx' in sys.modules)")
     run = repo.run(sys.executable, "-c", probe)
     assert run.stdout.strip().splitlines()[-1] == "False False", run.stdout + run.stderr
+
+
+def test_two_processes_wanting_the_same_lines_at_once_bill_them_once(tmp_path, fake):
+    repo = make_repo(tmp_path / "repo", fake, {"unit0": lesson_text(CAFE, title="A"),
+                                               "unit1": lesson_text(CAFE, title="B")},
+                     **MONOLOGUE)
+    build(repo, "validate")
+    fake.latency = 0.1
+    processes = [subprocess.Popen([sys.executable, "-m", "doit", f"tts:unit{n}"],
+                                  cwd=repo.root, env=repo.process_env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                 for n in range(2)]
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    assert set(fake.billed.values()) == {1}
+    assert fake.characters_billed == sum(map(len, spoken(CAFE)))
