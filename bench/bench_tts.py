@@ -13,9 +13,9 @@ voices again, since it deletes its line files after joining and keeps no dialogu
 monologue no-op is free: the final file is reused).
 
 Part 2, wall time: N generated dialogue lessons (distinct text) built with
-``doit -n N -P thread`` (every lesson at once) at ``ELEVENLABS_CONCURRENCY`` = the fake's limit and the given
-latency per request. The bound is the same build with zero latency plus the time the API
-alone needs: ceil(requests / concurrency) × latency.
+``doit -n N -P thread`` (every lesson at once) at ``ELEVENLABS_CONCURRENCY`` = the fake's
+limit and the given latency per request. The bound is the same build with zero latency plus
+the time the API alone needs: ceil(requests / concurrency) × latency.
 
 PASS/FAIL lines check the targets (one-line edit ≤ 1.1 × the line's characters in monologue
 mode; wall time ≤ 1.2 × the bound); nothing is raised.

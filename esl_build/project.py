@@ -16,12 +16,14 @@ from typing import Any
 from esl_build import __version__
 from esl_build.config import Config, load_config
 from esl_build.errors import EslBuildError, LessonInvalid, Problem
+from esl_build.failures import FailureLog
 from esl_build.files import shown
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
 from esl_build.state.checked import CheckedCache, stamp
+from esl_build.state.manifest import Places
 from esl_build.state.stores import FileManifestStore
 
 # Bump when what a stage's plan contains changes without the parser version changing, so
@@ -39,14 +41,17 @@ class Project:
                  voice: Voice | None = None, storage: Storage | None = None,
                  config: Config | None = None):
         self.settings = settings
-        self.store = FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
-                                       root=settings.root)
+        self.store = FileManifestStore(
+            settings.lessons_dir, settings.build_dir / ".locks", root=settings.root,
+            places=Places(str(settings.root), str(settings.build_dir),
+                          str(settings.local_bucket)))
         self._publisher, self._voice, self._storage = publisher, voice, storage
         self._config = config
         self.root = str(settings.root)
         self.status_cache: dict[str, tuple[object, dict[str, Any]]] = {}  # see stages.statuses
         self._lessons_prefix = settings.relative(settings.lessons_dir)
         self._lesson_ids: list[str] | None = None
+        self._refused: list[Problem] = []
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list[Problem]]] = {}
         self._lock = threading.RLock()
@@ -101,6 +106,21 @@ class Project:
             key = None
         return CheckedCache(self.settings.build_dir / ".cache" / "checked.json", key, self.root)
 
+    @cached_property
+    def failures(self) -> FailureLog:
+        """The stages that failed, by lesson (kept outside the manifests)."""
+        return FailureLog(self.settings.build_dir / ".cache" / "failures.json",
+                          self.settings.build_dir / ".locks" / "failures.lock")
+
+    def check_setup(self) -> None:
+        """Raise ``ConfigInvalid`` now for a bad setting, service or config file, rather than
+        in every lesson's stages. The config files are trusted without reading them when
+        lessons were verified against exactly these files (the cache of verified lessons)."""
+        for service in ("publisher", "voice", "storage"):
+            getattr(self, service)
+        if not self.checked.vouches():
+            _ = self.config
+
     def new_run(self) -> None:
         """Forget what this process concluded about the files (a long-lived process calls
         this before each build; each doit run does)."""
@@ -126,17 +146,20 @@ class Project:
     # -- lessons ----------------------------------------------------------------------------
     def lesson_ids(self) -> list[str]:
         """Every lesson under the lessons folder: its path without ``.md``, sorted (found once
-        per project; hidden folders are skipped)."""
+        per project; see ``esl_build.lesson.discovery``, which ``esl-build validate`` uses too)."""
         if self._lesson_ids is None:
-            root = str(self.settings.lessons_dir)
-            found = []
-            for folder, dirs, files in os.walk(root):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                relative = os.path.relpath(folder, root).replace(os.sep, "/")
-                prefix = "" if relative == "." else relative + "/"
-                found += [prefix + name[:-3] for name in files if name.endswith(".md")]
-            self._lesson_ids = sorted(found)
+            from esl_build.lesson.discovery import find_lessons
+
+            found = find_lessons(self.settings.lessons_dir, self.relative)
+            self._refused = found.problems
+            self._lesson_ids = [lesson_id for _, lesson_id in found.lessons]
         return self._lesson_ids
+
+    def refused_lessons(self) -> list[Problem]:
+        """The ``*.md`` files under the lessons folder that can't be built, each with why
+        (a name that is not a plain lesson id, a symlink to nothing)."""
+        self.lesson_ids()
+        return list(self._refused)
 
     def source_path(self, lesson_id: str) -> Path:
         return self.settings.lessons_dir / f"{lesson_id}.md"

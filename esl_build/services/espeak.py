@@ -149,15 +149,21 @@ class EspeakVoice:
             voices[""] = languages.most_common(1)[0][0] if languages else DEFAULT_LANGUAGE
         return voices
 
+    @staticmethod
+    def source(lesson: Lesson, speaker: str) -> str:
+        """How ``assign`` chose the speaker's voice: ``profile`` when the lesson's speaker
+        profile gives a gender, ``narration`` for the narrator, else ``default`` (a guess: the
+        gender only alternates, nothing is known about the speaker)."""
+        if not speaker:
+            return "narration"
+        profile = profile_for(speaker, lesson.frontmatter.speaker_profiles)
+        return "profile" if profile and _gender(profile.gender) else "default"
+
     def cast(self, lesson: Lesson, recorded: Mapping[str, Any] | None = None
              ) -> dict[str, VoiceChoice]:
-        """``assign`` as recorded choices: source ``profile`` when a speaker profile shaped the
-        pick, else ``default`` (espeak has no catalog to score; ``recorded`` changes nothing,
-        since the same lesson always gets the same voices)."""
-        profiles = lesson.frontmatter.speaker_profiles
-        return {speaker: VoiceChoice(voice_id, voice_id,
-                                     "profile" if speaker and profile_for(speaker, profiles)
-                                     else "default", None, "")
+        """``assign`` as recorded choices, with ``source`` (espeak has no catalog to score;
+        ``recorded`` changes nothing: the same lesson always gets the same voices)."""
+        return {speaker: VoiceChoice(voice_id, voice_id, self.source(lesson, speaker), None, "")
                 for speaker, voice_id in self.assign(lesson).items()}
 
     def casting_digest(self, student: str) -> str:

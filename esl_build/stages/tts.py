@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esl_build.errors import EslBuildError, VoiceError
+from esl_build.errors import EslBuildError, ManifestCorrupt, VoiceError
+from esl_build.files import contains
 from esl_build.fingerprint import sha256_bytes
 from esl_build.lesson.model import Lesson
 from esl_build.services.protocols import Pcm, SpeechRequest
@@ -120,6 +121,15 @@ def estimate(project: Project, plan: Plan, seen: set[str] | None = None) -> Cost
                 requests=len(missing) if project.voice.remote else 0)
 
 
+def unvoiced_lines(project: Project, plan: Plan) -> list[int]:
+    """Lines of the lesson file whose speech is not voiced yet (their request is not in the
+    cache; in dialogue mode, every line of a missing chunk)."""
+    _, requests, keys = _requests(project, plan)
+    cache = audio_cache(project)
+    return [turn.line for key, request in zip(keys, requests, strict=True)
+            if not cache.contains(key) for turn in request.turns]
+
+
 def planned(project: Project, lesson_ids: Iterable[str]) -> Cost:
     """What building the tts stage of these lessons would bill, exactly: after the cache and
     counting a request shared by several lessons once. Lessons that cannot be planned (errors,
@@ -201,7 +211,7 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     speech = audio.join(parts, settings["gap"], rate)
     track = audio.join([audio.silence(settings["lead"], rate), speech,
                         audio.silence(settings["tail"], rate)], 0.0)
-    data = audio.encode_mp3(track, bitrate_kbps=settings["bitrate"])
+    data = audio.encode_mp3(track, bitrate_kbps=int(settings["bitrate"]))
     target = mp3_path(project, plan.lesson_id)
     audio.write_mp3(target, data, title=lesson.frontmatter.title,
                     album=lesson.frontmatter.level and f"esl-build {lesson.frontmatter.level}",
@@ -252,7 +262,11 @@ def mp3_path(project: Project, lesson_id: str) -> Path:
 def ensure_local(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Path:
     """The recorded MP3 on disk, fetched back from storage when only the upload is left."""
     record = upstream(manifest, "tts", lesson_id)
-    target: Path = project.settings.root / record["outputs"]["mp3"]
+    target = project.settings.root / str(record["outputs"]["mp3"])
+    build = project.settings.build_dir
+    if not contains(build, target):  # the manifest's shape says so too; this also sees links
+        raise ManifestCorrupt(f"{project.store.location(lesson_id)}: stages.tts.outputs.mp3: "
+                              f"must name a file inside {project.relative(build)}/")
     if not target.is_file():
         project.storage.fetch(upstream(manifest, "upload", lesson_id)["outputs"], target)
     if sha256_bytes(target.read_bytes()) != record["outputs"]["sha256"]:

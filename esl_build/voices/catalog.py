@@ -9,9 +9,9 @@ Catalog file::
                  "preview_url": "https://…"}]}
 
 ``esl-build voices sync`` writes it from ``GET /v1/voices`` (``voice_id`` is accepted for
-``id``). The voice map is flat (``default``, ``auto``, ``Speaker: voice``); a ``speakers:``
-mapping (``Speaker: voice`` or ``Speaker: {voice_id: voice}``) is read too. A voice is an id or
-a catalog name (any case). A malformed file is a ``ConfigInvalid`` naming the file and line.
+``id``). The voice map is flat (``default``, ``auto``, ``Speaker: voice``; config.py checks
+its shape). A voice is an id or a catalog name (any case). A malformed file is a
+``ConfigInvalid`` naming the file and line.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from esl_build import config as config_files
+from esl_build import shapes
 from esl_build.errors import ConfigInvalid
 from esl_build.files import shown as shown_path
 from esl_build.fingerprint import fingerprint
 
 CATALOG_FILE = "elevenlabs.voices.json"
-_RESERVED = ("default", "auto", "speakers")
+_RESERVED = ("default", "auto")
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def load_catalog(config_dir: Path, root: Path) -> Catalog:
     """Read the catalog (an absent file is an empty catalog: only mapped voices then work)."""
     path = config_dir / CATALOG_FILE
     shown = shown_path(path, root)
-    doc = config_files._read_json(path, None, lambda p: shown)
+    doc = config_files._read_json(path, None, lambda p: shown, shapes.json_object())
     if doc is None:
         return Catalog()
     text = path.read_text(encoding="utf-8")
@@ -130,15 +131,12 @@ def voice_map(raw: Mapping[str, Any], config_dir: Path, root: Path) -> VoiceMap:
     if default is not None and not (isinstance(default, str) and default.strip()):
         raise problem("default", "default must be a voice id or catalog voice name")
     speakers: dict[str, str] = {}
-    nested = raw.get("speakers") or {}
-    if not isinstance(nested, dict):
-        raise problem("speakers", "speakers must map speaker names to voices")
-    flat = {k: v for k, v in raw.items() if k not in _RESERVED}
-    for name, value in [*flat.items(), *nested.items()]:
-        token = value.get("voice_id") if isinstance(value, dict) else value
+    for name, token in raw.items():
+        if name in _RESERVED:
+            continue
         if not isinstance(token, str) or not token.strip():
             raise problem(str(name), f"speaker {name!r} must map to a voice id or catalog "
-                          'voice name (or {voice_id: "…"})')
+                          "voice name")
         speakers[str(name).strip().casefold()] = token.strip()
     return VoiceMap(speakers, default.strip() if default else None, auto)
 
