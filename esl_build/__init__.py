@@ -8,6 +8,10 @@ The public API (loaded on first use, so importing one module stays cheap):
 - the error tree: ``EslBuildError``, ``LessonInvalid``, ``ConfigInvalid``, ``ServiceError``,
   ``PublishError``, ``VoiceError``, ``StorageError``, ``StateError``, ``ManifestCorrupt``,
   ``LeaseHeld``, and ``Problem``
+- ``create_pipeline`` and ``Pipeline`` (new_assignment, rerun_assignment,
+  get_assignment_status), whose typed errors are ``PipelineError``: ``ValidationError``,
+  ``ConfigurationError``, ``InfrastructureError``, ``ManifestError``
+- observability: ``noop_logger``, ``noop_metrics``, ``JsonLinesLogger``, ``PrometheusMetrics``
 """
 
 from collections.abc import Callable
@@ -21,6 +25,11 @@ _HOMES = {
     "LessonInvalid": "errors", "ManifestCorrupt": "errors", "Problem": "errors",
     "PublishError": "errors", "ServiceError": "errors", "StateError": "errors",
     "StorageError": "errors", "VoiceError": "errors",
+    "ConfigurationError": "errors", "InfrastructureError": "errors", "ManifestError": "errors",
+    "PipelineError": "errors", "ValidationError": "errors",
+    "JsonLinesLogger": "observability", "PrometheusMetrics": "observability",
+    "noop_logger": "observability", "noop_metrics": "observability",
+    "Pipeline": "pipeline", "create_pipeline": "pipeline",
     "Project": "project", "Settings": "settings",
     "STAGES": "stages", "run": "stages", "status": "stages", "statuses": "stages",
     "parse_lesson": "lesson", "read_lesson": "lesson", "validate_paths": "lesson",

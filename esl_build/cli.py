@@ -11,6 +11,7 @@
     esl-build env                                    the variables esl-build reads, and backends
     esl-build voices sync                            refresh configs/elevenlabs.voices.json
     esl-build build --max-characters N --dry-run     refuse over N characters; plan only
+    esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
 
 Exit codes: 0 success, 1 a lesson or a stage failed, 2 bad usage or configuration.
 """
@@ -26,6 +27,7 @@ from typing import Any
 
 from esl_build.errors import ConfigInvalid, EslBuildError
 from esl_build.project import Project
+from esl_build.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +117,6 @@ def run_build(args: list[str]) -> int:
     (nothing is sent anywhere); over ``--max-characters`` the build is refused (exit 2)."""
     import os
 
-    from esl_build.settings import Settings
     from esl_build.stages import tts
 
     overrides: dict[str, str] = {}
@@ -135,7 +136,9 @@ def run_build(args: list[str]) -> int:
             rest.append(word)
     try:
         project = Project(Settings.resolve(env={**os.environ, **overrides}))
-        Project.use(project)
+        # The flags are their variables: the doit run below (and `plan`) resolve its settings
+        # from this process's environment, as for `doit`.
+        os.environ.update(overrides)
         if dry_run or project.settings.max_characters is not None:
             cost = tts.planned(project, project.lesson_ids())
             limit = project.settings.max_characters
@@ -186,6 +189,14 @@ def _parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="the environment variables esl-build reads")
     env.set_defaults(handler=cmd_env)
 
+    serve = sub.add_parser("serve", help="run the HTTP worker: POST /jobs, GET /jobs/ID, "
+                           "/healthz, /metrics (needs fastapi and uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--cwd", type=Path, default=None,
+                       help="the lessons repository (default: the current folder)")
+    serve.set_defaults(handler=cmd_serve)
+
     voices = sub.add_parser("voices", help="the ElevenLabs voice catalog")
     voices_sub = voices.add_subparsers(dest="voices_command", metavar="ACTION", required=True)
     sync = voices_sub.add_parser("sync", help="rewrite configs/elevenlabs.voices.json from "
@@ -207,7 +218,7 @@ def _ids(project: Project, wanted: list[str]) -> list[str]:
 def cmd_plan(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, Cost, estimate, status
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     rows, total = [], Cost()
     seen: set[str] = set()  # requests counted already: lessons sharing a line bill it once
     for lesson_id in _ids(project, args.ids):
@@ -218,23 +229,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
             cost = estimate(project, current, seen)
             total += cost
             rows.append({"task": f"{stage}:{lesson_id}", "reason": current.reason,
-                         **cost.to_json()})
+                         **cost.to_json(), "blocks": cost.blocks})
     if args.json:
-        print(json.dumps({"stale": rows, "total": total.to_json()}, indent=2))
+        print(json.dumps({"stale": rows, "total": {**total.to_json(), "blocks": total.blocks}},
+                         indent=2))
         return 0
     for row in rows:
-        extra = (f"  [{row['characters']} chars, {row['requests']} requests]"
+        extra = (f"  [{row['characters']} chars, {row['requests']} requests"
+                 + (f", {row['blocks']} new blocks" if row["blocks"] else "") + "]"
                  if row["characters"] or row["requests"] else "")
         print(f"{row['task']}: {row['reason']}{extra}")
     print(f"{len(rows)} stale stage(s); estimated {total.characters} characters to synthesise, "
-          f"{total.requests} requests to send")
+          f"{total.requests} requests to send"
+          + (f", {total.blocks} Notion blocks to create" if total.blocks else ""))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, status
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     report: list[dict[str, Any]] = []
     failures = project.failures.read()
     for lesson_id in _ids(project, args.ids):
@@ -270,7 +284,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from esl_build import stages
     from esl_build.reporter import format_summary
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     [lesson_id] = _ids(project, [args.id])
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = [s for s in steps if s not in stages.STAGES]
@@ -298,7 +312,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def cmd_voices_sync(args: argparse.Namespace) -> int:
     from esl_build.services.elevenlabs import ElevenLabsVoice
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     voice = project.voice
     if not isinstance(voice, ElevenLabsVoice):
         raise ConfigInvalid("esl-build voices sync reads the voices of an ElevenLabs account: "
@@ -329,6 +343,16 @@ def cmd_env(args: argparse.Namespace) -> int:
                  else value or "")
         print(f"{name:<28} {shown:<24} {description}")
     print("backends: " + " ".join(f"{k}={v}" for k, v in settings.backends.items()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from esl_build.service import serve
+    except ImportError as error:
+        raise ConfigInvalid(f"esl-build serve needs {error.name}: pip install "
+                            "'esl-build[service]'") from None
+    serve(args.host, args.port, args.cwd)
     return 0
 
 

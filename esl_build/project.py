@@ -11,7 +11,7 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esl_build import __version__
 from esl_build.config import Config, load_config
@@ -26,21 +26,26 @@ from esl_build.state.checked import CheckedCache, stamp
 from esl_build.state.manifest import Places
 from esl_build.state.stores import FileManifestStore
 
+if TYPE_CHECKING:
+    from esl_build.observability import Observer
+
 # Bump when what a stage's plan contains changes without the parser version changing, so
 # verdicts cached by an older esl-build are not trusted.
 CHECKED_KEY_VERSION = 1
 
-_current: Project | None = None
-_current_lock = threading.Lock()
 
 
 class Project:
-    """The lessons repository at ``settings.root``. Services may be injected (tests, workers)."""
+    """The lessons repository at ``settings.root``. Services may be injected (tests, workers);
+    ``observer`` receives the stage events (default: ``ESL_BUILD_EVENT_LOG``, else nothing)."""
 
     def __init__(self, settings: Settings, *, publisher: Publisher | None = None,
                  voice: Voice | None = None, storage: Storage | None = None,
-                 config: Config | None = None):
+                 config: Config | None = None, observer: Observer | None = None):
+        from esl_build.observability import observer_for
+
         self.settings = settings
+        self.observer = observer or observer_for(settings)
         self.store = FileManifestStore(
             settings.lessons_dir, settings.build_dir / ".locks", root=settings.root,
             places=Places(str(settings.root), str(settings.build_dir),
@@ -56,23 +61,6 @@ class Project:
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list[Problem]]] = {}
         self._lock = threading.RLock()
         self.memo: dict[str, Any] = {}  # once-per-run results of stages (e.g. tts's budget)
-
-    # -- the process-wide project used by dodo.py, the doit backend and the actions --------
-    @classmethod
-    def current(cls) -> Project:
-        """The project of this process, resolved from the environment on first use."""
-        global _current
-        with _current_lock:
-            if _current is None:
-                _current = cls(Settings.resolve())
-            return _current
-
-    @classmethod
-    def use(cls, project: Project | None) -> None:
-        """Make ``project`` the process-wide one (tests, embedding); None resets it."""
-        global _current
-        with _current_lock:
-            _current = project
 
     # -- configuration and services ---------------------------------------------------------
     @property

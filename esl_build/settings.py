@@ -24,6 +24,7 @@ from esl_build.files import shown
 PUBLISHERS = ("html", "notion")
 VOICES = ("espeak", "elevenlabs")
 STORAGES = ("local", "s3")
+CONFLICT_MODES = ("stop", "force", "keep-notion")
 T = TypeVar("T", int, float)
 
 # Every variable esl-build reads, with a one-line description (docs/configuration.md and the
@@ -42,6 +43,12 @@ ENV_VARS: dict[str, str] = {
     "NOTION_DB_ID": "Notion database that receives lesson pages",
     "NOTION_DATA_SOURCE_ID": "Notion data source that receives lesson pages",
     "NOTION_BASE_URL": "Notion API base URL (tests point it at a local fake)",
+    "NOTION_RATE_LIMIT": "Notion requests per second per token, bursts allowed (default 3)",
+    "NOTION_RETRY_DELAY": "seconds before the first retry of a failed Notion request, doubling "
+                          "after (default 0.5)",
+    "NOTION_ON_CONFLICT": "a block edited in the lesson and in Notion: stop (default), force "
+                          "(take the lesson's) or keep-notion (keep Notion's)",
+    "STUDENTS_DB_ID": "Notion data source of student pages (the Student relation's target)",
     "ELEVENLABS_API_KEY": "ElevenLabs API key (secret); selects the elevenlabs voice",
     "ELEVENLABS_BASE_URL": "ElevenLabs API base URL (tests point it at a local fake)",
     "ELEVENLABS_MODEL_ID": "ElevenLabs model for monologue mode (default eleven_multilingual_v2)",
@@ -59,6 +66,10 @@ ENV_VARS: dict[str, str] = {
     "S3_PREFIX": "key prefix for audio objects",
     "AWS_REGION": "AWS region (default us-east-1)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint URL (MinIO, moto, R2)",
+    "ESL_BUILD_EVENT_LOG": "file that doit and CLI runs append stage events to (JSON lines)",
+    "ESL_BUILD_SERVICE_TOKEN": "bearer token the HTTP worker requires (secret; default: none)",
+    "ESL_BUILD_SERVICE_LIVE": "1/true: the HTTP worker runs live jobs (default: dry runs only)",
+    "ESL_BUILD_SERVICE_MAX_JOBS": "live jobs the HTTP worker runs at once (default 2)",
 }
 
 
@@ -92,6 +103,10 @@ class NotionSettings:
     database_id: str | None = None
     data_source_id: str | None = None
     base_url: str | None = None
+    students_id: str | None = None
+    rate: float = 3.0
+    backoff: float = 0.5  # seconds before the first retry of a failed request
+    on_conflict: str = "stop"
 
 
 TTS_MODES = ("auto", "monologue", "dialogue")
@@ -123,6 +138,15 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class ServiceSettings:
+    """The HTTP worker's deployment settings (``esl-build serve``)."""
+
+    token: Secret | None = None
+    live: bool = False
+    max_jobs: int = 2
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a build needs to know, resolved once. Paths are absolute."""
 
@@ -140,6 +164,8 @@ class Settings:
     notion: NotionSettings = NotionSettings()
     elevenlabs: ElevenLabsSettings = ElevenLabsSettings()
     s3: S3Settings = S3Settings()
+    event_log: Path | None = None
+    service: ServiceSettings = ServiceSettings()
 
     @property
     def site_dir(self) -> Path:
@@ -189,18 +215,38 @@ class Settings:
                           "elevenlabs" if get("ELEVENLABS_API_KEY") else "espeak"),
             storage=_choose("ESL_BUILD_STORAGE", get, STORAGES,
                             "s3" if get("S3_BUCKET") else "local"),
-            strict=(get("ESL_BUILD_STRICT") or "").lower() in {"1", "true", "yes"},
+            strict=_flag(get("ESL_BUILD_STRICT")),
             run_id=get("ESL_BUILD_RUN_ID") or "r-" + uuid.uuid4().hex[:8],
             notion=NotionSettings(token=secret("NOTION_TOKEN"), database_id=get("NOTION_DB_ID"),
                                   data_source_id=get("NOTION_DATA_SOURCE_ID"),
-                                  base_url=get("NOTION_BASE_URL")),
+                                  base_url=get("NOTION_BASE_URL"),
+                                  students_id=get("STUDENTS_DB_ID"),
+                                  rate=_positive("NOTION_RATE_LIMIT", get, 3.0),
+                                  backoff=_positive("NOTION_RETRY_DELAY", get, 0.5),
+                                  on_conflict=_choose("NOTION_ON_CONFLICT", get, CONFLICT_MODES,
+                                                      "stop")),
             max_characters=_number("ESL_BUILD_MAX_CHARACTERS", get, int, 0, None),
             elevenlabs=_elevenlabs(get, secret("ELEVENLABS_API_KEY")),
             s3=S3Settings(bucket=get("S3_BUCKET"), prefix=(get("S3_PREFIX") or "").strip("/"),
                           region=get("AWS_REGION") or "us-east-1",
                           endpoint_url=get("AWS_ENDPOINT_URL_S3")),
+            event_log=(root / log).resolve() if (log := get("ESL_BUILD_EVENT_LOG")) else None,
+            service=ServiceSettings(token=secret("ESL_BUILD_SERVICE_TOKEN"),
+                                    live=_flag(get("ESL_BUILD_SERVICE_LIVE")),
+                                    max_jobs=_count("ESL_BUILD_SERVICE_MAX_JOBS", get, 2)),
         )
         return settings.with_(**flags) if flags else settings
+
+
+def _positive(name: str, get: Callable[[str], str | None], default: float) -> float:
+    value = get(name)
+    try:
+        number = float(value) if value else default
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise ConfigInvalid(f"{name}={value!r} must be a positive number")
+    return number
 
 
 def _elevenlabs(get: Callable[[str], str | None], key: Secret | None) -> ElevenLabsSettings:
@@ -250,3 +296,16 @@ def _choose(name: str, get: Callable[[str], str | None], allowed: tuple[str, ...
     if value not in allowed:
         raise ConfigInvalid(f"{name}={value!r} is not one of: {', '.join(allowed)}")
     return value
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in {"1", "true", "yes"}
+
+
+def _count(name: str, get: Callable[[str], str | None], default: int) -> int:
+    value = get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise ConfigInvalid(f"{name}={value!r} must be a whole number from 1 to 64")
+    return int(value)

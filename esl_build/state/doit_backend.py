@@ -52,8 +52,7 @@ class ManifestBackend:
     def __init__(self, name: str, codec: Any = None, *, module_name: str | None = None):
         self.name = name
         self.codec = codec
-        self.project = doit_project()
-        self.project.new_run()  # a new doit run looks at the files afresh
+        self.project = new_doit_project()  # one per doit run: each looks at the files afresh
         self._pending: dict[str, dict[str, Any]] = {}  # task id → record being saved
         self._memory: dict[str, dict[str, Any]] = {}   # tasks that belong to no lesson
         self._saved: dict[str, dict[str, Any]] = {}    # lesson id → its manifest's "doit"
@@ -170,13 +169,30 @@ class ManifestBackend:
 
 
 def doit_project() -> Project:
-    """The process's project, its settings, services and config files checked.
+    """The project of the doit run in progress: the one its ``ManifestBackend`` built.
+
+    doit builds the backend (``Globals.dep_manager.backend``) before it loads the tasks, and
+    the task loader, the up-to-date checks, the actions and the reporter all run inside that
+    run, so they share its project without any "current" object of our own. Outside a doit
+    run (no manifest backend), a new project is built."""
+    from doit.globals import Globals
+
+    backend = getattr(Globals.dep_manager, "backend", None)
+    if isinstance(backend, ManifestBackend):
+        return backend.project
+    return new_doit_project()
+
+
+def new_doit_project() -> Project:
+    """A project resolved from the environment, its settings, services and config files
+    checked.
 
     A bad one prints ``ERROR: <file:line: message>`` (doit's form, no traceback) and exits
     with 2, the code for bad configuration everywhere: doit's loader would exit with 3."""
     from esl_build.project import Project
+    from esl_build.settings import Settings
     try:
-        project = Project.current()
+        project = Project(Settings.resolve())
         project.check_setup()
     except EslBuildError as error:
         sys.stderr.write(f"ERROR: {error}\n")
