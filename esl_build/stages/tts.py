@@ -106,6 +106,9 @@ def audio_cache(project: Project) -> AudioCache:
     return cache
 
 
+shared_work = True  # estimate() takes the requests counted for other lessons (stages.estimate)
+
+
 def estimate(project: Project, plan: Plan, seen: set[str] | None = None) -> Cost:
     """What running the stage would bill: the requests not in the cache (and, with ``seen``,
     not counted already for another lesson of the same build; ``seen`` gains them)."""
