@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from esl_build.errors import ConfigInvalid
 from esl_build.files import shown
@@ -30,6 +30,7 @@ CHECKSUM_MODES = ("when_supported", "when_required")
 DEFAULT_KEY_TEMPLATE = "{prefix}/{lesson}/{sha16}.mp3"
 Getter = Callable[[str], str | None]  # a variable's stripped value, None when unset/empty
 CONFLICT_MODES = ("stop", "force", "keep-notion")
+T = TypeVar("T", int, float)
 
 # Every variable esl-build reads, with a one-line description (docs/configuration.md and the
 # CLI's `esl-build env` are generated from this table, so it stays complete).
@@ -55,7 +56,17 @@ ENV_VARS: dict[str, str] = {
     "STUDENTS_DB_ID": "Notion data source of student pages (the Student relation's target)",
     "ELEVENLABS_API_KEY": "ElevenLabs API key (secret); selects the elevenlabs voice",
     "ELEVENLABS_BASE_URL": "ElevenLabs API base URL (tests point it at a local fake)",
-    "ELEVENLABS_MODEL_ID": "ElevenLabs model (default eleven_multilingual_v2)",
+    "ELEVENLABS_MODEL_ID": "ElevenLabs model for monologue mode (default eleven_multilingual_v2)",
+    "ELEVENLABS_TTS_MODE": "auto (default: dialogue for dialogues), monologue or dialogue",
+    "ELEVENLABS_OUTPUT_FORMAT": "audio requested from ElevenLabs: pcm_<rate> (default pcm_24000)",
+    "ELEVENLABS_LANGUAGE": "ISO 639-1 language code sent with each request (default: none)",
+    "ELEVENLABS_STABILITY": "voice stability 0..1 sent with each request (default: the voice's)",
+    "ELEVENLABS_SEED": "seed 0..4294967295 for best-effort reproducible audio (default: none)",
+    "ELEVENLABS_CONCURRENCY": "ElevenLabs requests in flight per process (default 4)",
+    "ELEVENLABS_TIMEOUT_SECONDS": "seconds before an ElevenLabs request is abandoned and retried "
+    "(default 120)",
+    "ELEVENLABS_SILENCE_TAIL_SECONDS": "silence after the last line, 0..10 s (default 0.6)",
+    "ESL_BUILD_MAX_CHARACTERS": "refuse to start a build that would bill more characters",
     "S3_BUCKET": "bucket for audio; selects s3 storage",
     "S3_PREFIX": "key prefix for audio objects",
     "AWS_REGION": "AWS region (default us-east-1)",
@@ -127,11 +138,24 @@ class NotionSettings:
     on_conflict: str = "stop"
 
 
+TTS_MODES = ("auto", "monologue", "dialogue")
+
+
 @dataclass(frozen=True)
 class ElevenLabsSettings:
+    """How the elevenlabs voice speaks (see docs/elevenlabs.md); checked by ``resolve``."""
+
     api_key: Secret | None = None
     base_url: str | None = None
     model: str = "eleven_multilingual_v2"
+    mode: str = "auto"
+    output_format: str = "pcm_24000"
+    language: str | None = None
+    stability: float | None = None
+    seed: int | None = None
+    concurrency: int = 4
+    silence_tail: float = 0.6
+    timeout: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -200,6 +224,7 @@ class Settings:
     voice: str = "espeak"
     storage: str = "local"
     strict: bool = False
+    max_characters: int | None = None
     run_id: str = field(default_factory=lambda: "r-" + uuid.uuid4().hex[:8])
     notion: NotionSettings = NotionSettings()
     elevenlabs: ElevenLabsSettings = ElevenLabsSettings()
@@ -267,10 +292,8 @@ class Settings:
                                   backoff=_positive("NOTION_RETRY_DELAY", get, 0.5),
                                   on_conflict=_choose("NOTION_ON_CONFLICT", get, CONFLICT_MODES,
                                                       "stop")),
-            elevenlabs=ElevenLabsSettings(api_key=secret("ELEVENLABS_API_KEY"),
-                                          base_url=get("ELEVENLABS_BASE_URL"),
-                                          model=get("ELEVENLABS_MODEL_ID")
-                                          or "eleven_multilingual_v2"),
+            max_characters=_number("ESL_BUILD_MAX_CHARACTERS", get, int, 0, None),
+            elevenlabs=_elevenlabs(get, secret("ELEVENLABS_API_KEY")),
             s3=S3Settings(bucket=get("S3_BUCKET"),
                           prefix=(get("S3_PREFIX") or "audio").strip("/"),
                           region=get("AWS_REGION") or "us-east-1",
@@ -278,7 +301,7 @@ class Settings:
                           key_template=get("S3_KEY_TEMPLATE") or DEFAULT_KEY_TEMPLATE,
                           public_base_url=(get("S3_PUBLIC_BASE_URL") or "").rstrip("/") or None,
                           public_read=_flag(get("S3_PUBLIC_READ")),
-                          presign_seconds=_number("S3_PRESIGN_SECONDS", get, int),
+                          presign_seconds=_positive_or_none("S3_PRESIGN_SECONDS", get, int),
                           addressing_style=_choose("S3_ADDRESSING_STYLE", get,
                                                    ADDRESSING_STYLES, "auto"),
                           request_checksum=_choose("AWS_REQUEST_CHECKSUM_CALCULATION", get,
@@ -306,6 +329,47 @@ def _positive(name: str, get: Callable[[str], str | None], default: float) -> fl
     return number
 
 
+def _elevenlabs(get: Callable[[str], str | None], key: Secret | None) -> ElevenLabsSettings:
+    output_format = (get("ELEVENLABS_OUTPUT_FORMAT") or "pcm_24000").lower()
+    codec, _, rate = output_format.partition("_")
+    if codec != "pcm" or not rate.isdigit():
+        raise ConfigInvalid(f"ELEVENLABS_OUTPUT_FORMAT={output_format!r}: esl-build assembles "
+                            "PCM without ffmpeg, so ask for pcm_16000, pcm_22050, pcm_24000 "
+                            "or pcm_44100 (the MP3 is encoded once, locally)")
+    tail = _number("ELEVENLABS_SILENCE_TAIL_SECONDS", get, float, 0, 10)
+    language = get("ELEVENLABS_LANGUAGE")
+    if language is not None and not (len(language) == 2 and language.isalpha()):
+        raise ConfigInvalid(f"ELEVENLABS_LANGUAGE={language!r} is not a two-letter ISO 639-1 "
+                            "code such as en or de")
+    return ElevenLabsSettings(
+        api_key=key, base_url=get("ELEVENLABS_BASE_URL"),
+        model=get("ELEVENLABS_MODEL_ID") or "eleven_multilingual_v2",
+        mode=_choose("ELEVENLABS_TTS_MODE", get, TTS_MODES, "auto"),
+        output_format=output_format, language=language.lower() if language else None,
+        stability=_number("ELEVENLABS_STABILITY", get, float, 0, 1),
+        seed=_number("ELEVENLABS_SEED", get, int, 0, 4_294_967_295),
+        concurrency=_number("ELEVENLABS_CONCURRENCY", get, int, 1, 64) or 4,
+        silence_tail=0.6 if tail is None else tail,
+        timeout=_number("ELEVENLABS_TIMEOUT_SECONDS", get, float, 0.01, 3600) or 120.0)
+
+
+def _number(name: str, get: Callable[[str], str | None], kind: Callable[[str], T],
+            low: float, high: float | None) -> T | None:
+    """The variable as ``kind`` within [low, high], None when unset; ConfigInvalid otherwise."""
+    text = get(name)
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        noun = "a whole number" if kind is int else "a number"
+        raise ConfigInvalid(f"{name}={text!r} must be {noun} {bounds}")
+    return value
+
+
 def _choose(name: str, get: Getter, allowed: tuple[str, ...], default: str) -> str:
     value = (get(name) or default).lower()
     if value not in allowed:
@@ -317,7 +381,7 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() in {"1", "true", "yes"}
 
 
-def _number(name: str, get: Getter, kind: type[int] | type[float]) -> Any:
+def _positive_or_none(name: str, get: Getter, kind: type[int] | type[float]) -> Any:
     value = get(name)
     if value is None:
         return None
@@ -340,8 +404,8 @@ def _manifest_store(root: Path, get: Getter) -> ManifestStoreSettings:
     return ManifestStoreSettings(
         kind=kind, bucket=bucket, prefix=(get("ESL_PIPELINE_MANIFEST_PREFIX") or "").strip("/"),
         root=(root / manifest_root).resolve() if manifest_root else None,
-        lease_ttl=_number("ESL_PIPELINE_LEASE_TTL", get, float) or 60.0,
-        lease_timeout=_number("ESL_PIPELINE_LEASE_TIMEOUT", get, float) or 600.0)
+        lease_ttl=_positive_or_none("ESL_PIPELINE_LEASE_TTL", get, float) or 60.0,
+        lease_timeout=_positive_or_none("ESL_PIPELINE_LEASE_TIMEOUT", get, float) or 600.0)
 
 
 def _config_source(get: Getter, secret: Callable[[str], Secret | None]) -> ConfigSettings:
