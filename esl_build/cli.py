@@ -10,6 +10,7 @@
     esl-build init DIR                               scaffold a lessons repository
     esl-build env                                    the variables esl-build reads, and backends
     esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
+    esl-build worker [--concurrency N] [--pool P]    a queue worker (esl_build.queue)
 
 Exit codes: 0 success, 1 a lesson or a stage failed, 2 bad usage or configuration.
 """
@@ -97,6 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cwd", type=Path, default=None,
                        help="the lessons repository (default: the current folder)")
     serve.set_defaults(handler=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a queue worker: jobs from ESL_BUILD_QUEUE_URL "
+                            "(needs celery: pip install 'esl-build[queue]')")
+    worker.add_argument("--concurrency", type=int, default=1,
+                        help="jobs at once (default 1)")
+    worker.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork",
+                        help="prefork: a process per job (default); threads; solo")
+    worker.add_argument("--loglevel", default="INFO", help="worker log level (default INFO)")
+    worker.add_argument("--cwd", type=Path, default=None,
+                        help="the lessons repository (default: ESL_BUILD_ROOT, else the "
+                        "current folder)")
+    worker.set_defaults(handler=cmd_worker)
     return parser
 
 
@@ -225,6 +238,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigInvalid(f"esl-build serve needs {error.name}: pip install "
                             "'esl-build[service]'") from None
     serve(args.host, args.port, args.cwd)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if not 1 <= args.concurrency <= 64:
+        raise ConfigInvalid("--concurrency must be a whole number from 1 to 64")
+    try:
+        from esl_build.queue import JobQueue
+    except ImportError as error:
+        raise ConfigInvalid(f"esl-build worker needs {error.name}: pip install "
+                            "'esl-build[queue]'") from None
+    JobQueue.from_environment(root=args.cwd).run_worker(
+        concurrency=args.concurrency, pool=args.pool, loglevel=args.loglevel)
     return 0
 
 
