@@ -212,3 +212,35 @@ def test_workers_need_no_shared_folder_with_the_producer(tmp_path, redis):
     assert queue.enqueue({"md": "lessons/elsewhere.md", "jobId": "j1"}) == "j1"
     assert (queue.job_status("j1") or {})["state"] == "queued"
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_the_http_worker_in_queue_mode_enqueues_live_jobs(tmp_path, redis):
+    import httpx
+
+    from esl_build import create_pipeline
+    from esl_build.service import BackgroundServer, create_app
+
+    repo = _repo(tmp_path, {"unit1": lesson_text()})
+    with QueueWorkers(repo, redis.url) as workers:
+        queue = _queue(workers)
+        pipeline = create_pipeline(repo.root, secrets={})
+        app = create_app(pipeline, live=True, queue=queue)
+        with BackgroundServer(app) as server, httpx.Client(base_url=server.url) as client:
+            answer = client.post("/jobs", json={"md": "lessons/unit1.md", "jobId": "web-1",
+                                                "withTts": True})
+            assert answer.status_code == 202 and answer.json()["state"] == "queued"
+            assert client.post("/jobs", json={"md": "unit1", "jobId": "web-1"}
+                               ).status_code == 409
+            bad = client.post("/jobs", json={"md": "lessons/nothing.md"})
+            assert bad.status_code == 400 and bad.json()["field"] == "md"
+            deadline = time.monotonic() + 30
+            while (view := client.get("/jobs/web-1").json())["state"] not in ENDED:
+                assert time.monotonic() < deadline, view
+                time.sleep(0.05)
+            dry = client.post("/jobs", json={"md": "unit1", "dryRun": True})
+            assert dry.status_code == 200 and dry.json()["state"] == "succeeded"
+            assert client.get("/jobs/nobody").status_code == 404
+    assert view["state"] == "succeeded" and view["attempts"] == 1
+    assert view["manifestPath"] == "lessons/unit1.manifest.json"
+    assert (queue.job_status("web-1") or {})["result"]["page_url"]
