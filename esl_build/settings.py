@@ -25,6 +25,7 @@ PUBLISHERS = ("html", "notion")
 VOICES = ("espeak", "elevenlabs")
 STORAGES = ("local", "s3")
 SERVICE_MODES = ("inline", "queue")
+DEFAULT_QUEUE_URL = "redis://localhost:6379/0"
 
 # Every variable esl-build reads, with a one-line description (docs/configuration.md and the
 # CLI's `esl-build env` are generated from this table, so it stays complete).
@@ -134,7 +135,7 @@ class QueueSettings:
     ``url`` is the Celery broker (a ``Secret``: a URL may hold a password); ``status_url``
     the Redis that keeps job status; ``root`` the lessons repository a worker builds."""
 
-    url: Secret = Secret("redis://localhost:6379/0")
+    url: Secret = field(default_factory=lambda: Secret(DEFAULT_QUEUE_URL))
     status_url: Secret | None = None
     name: str = "esl-build"
     transport_options: dict[str, object] = field(default_factory=dict)
@@ -260,18 +261,19 @@ def _count(name: str, get: Callable[[str], str | None], default: int) -> int:
 
 
 def _queue(get: Callable[[str], str | None], root: Path) -> QueueSettings:
-    url = get("ESL_BUILD_QUEUE_URL") or QueueSettings.url.reveal()
+    url = get("ESL_BUILD_QUEUE_URL") or DEFAULT_QUEUE_URL
     status = get("ESL_BUILD_QUEUE_STATUS_URL") or (
         url if url.startswith(("redis://", "rediss://")) else None)
-    options: object = {}
+    options: dict[str, object] = {}
     if text := get("ESL_BUILD_QUEUE_TRANSPORT_OPTIONS"):
         try:
-            options = json.loads(text)
+            parsed = json.loads(text)
         except ValueError as error:
             raise ConfigInvalid(f"ESL_BUILD_QUEUE_TRANSPORT_OPTIONS is not JSON: {error}"
                                 ) from None
-        if not isinstance(options, dict):
+        if not isinstance(parsed, dict):
             raise ConfigInvalid("ESL_BUILD_QUEUE_TRANSPORT_OPTIONS must be a JSON object")
+        options = parsed
     queue_root = get("ESL_BUILD_ROOT")
     return QueueSettings(
         url=Secret(url), status_url=Secret(status) if status else None,

@@ -199,8 +199,8 @@ class JobQueue:
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1``: exponential, capped, with jitter
         (between half and all of the capped delay, so retries of many jobs spread out)."""
-        cap = min(self.settings.backoff_max, self.settings.backoff * 2 ** (attempt - 1))
-        return cap * random.uniform(0.5, 1.0)
+        cap = min(self.settings.backoff_max, self.settings.backoff * 2.0 ** (attempt - 1))
+        return float(cap * random.uniform(0.5, 1.0))
 
     def _failed(self, task: Task[Any, Any], job_id: str, attempt: int,
                 payload: Mapping[str, Any], error: PipelineError) -> dict[str, Any]:

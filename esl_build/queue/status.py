@@ -84,7 +84,8 @@ class JobStore:
             raw = self._redis.hgetall(self._key(job_id))
         if not raw:
             return None
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
+        return {(k.decode() if isinstance(k, bytes) else k): json.loads(v)
+                for k, v in raw.items()}
 
     def delete(self, job_id: str) -> None:
         with self._reaching():
