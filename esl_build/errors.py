@@ -11,6 +11,7 @@
     │   └── StorageError          S3 / local storage
     └── StateError                the recorded state cannot be used
         ├── ManifestCorrupt       a manifest is unreadable or fails its schema
+        ├── WriteConflict         a manifest changed since it was read (re-read and merge)
         └── LeaseHeld             another worker holds this lesson's lease
 
     PipelineError                 what a pipeline call raises: names lesson, stage, run id,
@@ -110,6 +111,12 @@ class StateError(EslBuildError):
 
 class ManifestCorrupt(StateError):
     """A manifest cannot be read; the message names the file and what is wrong."""
+
+
+class WriteConflict(StateError):
+    """A conditional manifest write found another version than the one it read.
+
+    ``ManifestStore.update`` handles it by re-reading and re-applying its change."""
 
 
 class LeaseHeld(StateError):

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -176,8 +177,8 @@ class Pipeline:
             manifest = self._read(project, lesson_id, observer.run_id)
             states: dict[str, StageState] = {}
             for stage in STAGES:
-                current = self._guard(lambda s=stage: stages.status(  # type: ignore[misc]
-                    project, s, lesson_id, manifest), lesson_id, stage, observer.run_id)
+                current = self._guard(partial(stages.status, project, stage, lesson_id,
+                                              manifest), lesson_id, stage, observer.run_id)
                 record = record_of(manifest, stage) or {}
                 states[stage] = StageState(
                     "done" if not current.stale else "stale" if record else "missing",
@@ -300,9 +301,9 @@ class Pipeline:
                 project.observer.stage(stage, lesson_id).skipped(reason)
                 steps.append(Step(stage, "skipped", reason))
                 continue
-            done = self._guard(lambda s=stage: stages.run(  # type: ignore[misc]
-                project, s, lesson_id, force=flags.forced(s)), lesson_id, stage,
-                project.settings.run_id, steps)
+            done = self._guard(partial(stages.run, project, stage, lesson_id,
+                                       force=flags.forced(stage)), lesson_id, stage,
+                               project.settings.run_id, steps)
             steps.append(Step(stage, "ran" if done.ran else "up-to-date",
                               "" if done.ran else "up to date", _ms(clock),
                               done.cost.to_json()))
@@ -337,8 +338,8 @@ class Pipeline:
                 events.skipped(skipped[stage], dry_run=True)
                 steps.append(Step(stage, "skipped", skipped[stage]))
                 continue
-            current = self._guard(lambda s=stage: stages.status(  # type: ignore[misc]
-                project, s, lesson_id, manifest), lesson_id, stage, run_id)
+            current = self._guard(partial(stages.status, project, stage, lesson_id, manifest),
+                                  lesson_id, stage, run_id)
             after = [up for up in UPSTREAM[stage] if up in would]
             if current.stale or flags.forced(stage) or after:
                 would.add(stage)

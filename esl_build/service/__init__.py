@@ -4,6 +4,7 @@
 
     POST /jobs        the guide's payload (``md``, ``jobId``, ``dryRun``, ``withTts`` …)
     GET  /jobs/{id}   state (queued, running, succeeded, failed), steps, result, error
+    GET  /status?md=  what the lesson's manifest records, stage by stage (read only)
     GET  /healthz     {"status": "ok"}
     GET  /metrics     Prometheus text (the pipeline's and the worker's metrics)
     GET  /openapi.json

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -208,12 +208,13 @@ def _first_problem(error: RequestValidationError) -> tuple[str, str | None]:
 
 
 def create_app(pipeline: Pipeline, *, live: bool = False, token: Secret | str | None = None,
-               max_jobs: int = 2, metrics: Metrics | None = None,
-               queue: Any = None) -> FastAPI:
+               max_jobs: int = 2, max_waiting: int | None = None,
+               metrics: Metrics | None = None, queue: Any = None) -> FastAPI:
     """The worker's FastAPI app over ``pipeline``.
 
     ``live``: run jobs for real (default: every job is a dry run). ``token``: require
-    ``Authorization: Bearer <token>`` on ``/jobs``. ``max_jobs``: live jobs at once.
+    ``Authorization: Bearer <token>`` on ``/jobs`` and ``/status``. ``max_jobs``: live jobs at
+    once; ``max_waiting``: live jobs queued behind them before a 503 (default 8 × max_jobs).
     ``metrics``: a ``PrometheusMetrics`` to serve on ``/metrics`` (default: the pipeline's
     when it is one, else a new registry with the worker's own counters). ``queue``: a
     ``JobQueue`` (``esl_build.queue``): live jobs are enqueued for its workers instead of
@@ -222,7 +223,7 @@ def create_app(pipeline: Pipeline, *, live: bool = False, token: Secret | str | 
     prometheus = metrics if isinstance(metrics, PrometheusMetrics) else (
         pipeline.metrics if isinstance(pipeline.metrics, PrometheusMetrics)
         else PrometheusMetrics())
-    jobs = JobTable(pipeline, max_running=max_jobs)
+    jobs = JobTable(pipeline, max_running=max_jobs, max_waiting=max_waiting)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -319,6 +320,17 @@ def create_app(pipeline: Pipeline, *, live: bool = False, token: Secret | str | 
         if job is None:
             return _error(404, "not_found", "no such job", "jobId")
         return JobView(**job)
+
+    @app.get("/status", responses={400: answers[400], 401: answers[401],
+                                   409: {"description": "the manifest cannot be read"}},
+             dependencies=[Depends(authorized)], summary="What a lesson's manifest records")
+    def get_status(md: Annotated[str, Query(min_length=1, max_length=1024)]) -> Any:
+        try:
+            return pipeline.get_assignment_status(md).to_json()
+        except ValidationError as error:
+            return _error(400, "invalid_request", str(error), error.field)
+        except PipelineError as error:
+            return JSONResponse({"error": "unreadable", **error.to_json()}, status_code=409)
 
     @app.get("/healthz", summary="Liveness")
     def healthz() -> dict[str, str]:

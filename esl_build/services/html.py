@@ -42,7 +42,7 @@ from urllib.parse import quote, urlsplit
 from markupsafe import Markup, escape
 
 from esl_build.errors import ConfigInvalid, PublishError
-from esl_build.files import atomic_write, relative_to, shown
+from esl_build.files import atomic_write, contains, relative_to, shown
 from esl_build.fingerprint import sha256_bytes
 from esl_build.lesson.model import Block, plain_text
 from esl_build.services.protocols import PageSpec
@@ -92,6 +92,7 @@ class IndexEntry:
     page_url: str | None
     audio_url: str | None
     stages: Mapping[str, str]
+    failure: str = ""  # why its earliest failed stage failed ("validate: lessons/…:12: …")
 
 
 @dataclass(frozen=True)
@@ -260,8 +261,10 @@ class HtmlPublisher:
             index_href=posixpath.relpath("index.html", posixpath.dirname(lesson.id) or "."))
         return html.encode()
 
-    def publish(self, spec: PageSpec, known: dict[str, Any] | None) -> dict[str, Any]:
-        """Write the lesson's page (no audio; see the module docstring).
+    def publish(self, spec: PageSpec, known: dict[str, Any] | None, *,
+                record: object = None) -> dict[str, Any]:
+        """Write the lesson's page (no audio; see the module docstring). ``record`` is not
+        needed: the page is one atomic write.
 
         Returns ``pageId`` (``html:<lesson id>``, or the one in ``known``), ``url`` (the page
         path relative to the project root) and ``sha256`` (of the written bytes).
@@ -349,6 +352,9 @@ class HtmlPublisher:
             raise PublishError(f"page {page['url']} of {page.get('pageId', '?')} is missing; "
                                "run import again before add-audio")
         lesson_id = self._lesson_of(page["url"])
+        if not contains(self.site_dir, path):  # inside the site by name, but through a symlink
+            raise PublishError(f"page {page['url']!r} of {page.get('pageId', '?')} leads out "
+                               f"of {self._project_path(self.site_dir)}/; run import again")
         scheme = urlsplit(audio_url).scheme.lower()
         copy = None
         if scheme in _REMOTE_AUDIO:

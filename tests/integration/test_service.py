@@ -234,3 +234,30 @@ def test_esl_build_serve_starts_the_worker_with_the_deployments_settings(repo):
     events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert {e["run_id"] for e in events if e.get("stage")} == {"cli-1"}
     assert TOKEN not in output
+
+
+def test_status_reads_a_lessons_manifest(worker, repo):
+    client, _, server = worker
+    before = client.get("/status", params={"md": "lessons/unit1.md"})
+    assert before.status_code == 200 and before.json()["has_manifest"] is False
+    assert wait(client, client.post("/jobs", json={"md": "unit1"}).json()["jobId"])[
+        "state"] == "succeeded"
+    after = client.get("/status", params={"md": "unit1"}).json()
+    assert after["up_to_date"] and after["stages"]["tts"]["state"] == "done"
+    assert client.get("/status", params={"md": "../x"}).status_code == 400
+    assert httpx.get(f"{server.url}/status", params={"md": "unit1"}).status_code == 401
+
+
+def test_a_full_queue_answers_503_with_retry_after(repo):
+    pipeline = create_pipeline(cwd=repo.root, secrets={})
+    app = create_app(pipeline, live=True, max_jobs=1, max_waiting=0)
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url) as client:
+        answers = [client.post("/jobs", json={"md": f"unit{n}", "jobId": f"q-{n}"})
+                   for n in range(4)]
+        codes = [a.status_code for a in answers]
+        assert codes[0] == 202 and 503 in codes, codes
+        busy = next(a for a in answers if a.status_code == 503)
+        assert busy.headers["retry-after"] == "5" and busy.json()["error"] == "busy"
+        assert wait(client, "q-0")["state"] == "succeeded"
+        refused = [f"q-{n}" for n, code in enumerate(codes) if code == 503]
+        assert all(client.get(f"/jobs/{job_id}").status_code == 404 for job_id in refused)

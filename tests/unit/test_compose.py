@@ -33,6 +33,7 @@ def test_every_esl_build_service_runs_a_listed_command():
         env = spec["environment"]
         assert env["ESL_BUILD_QUEUE_URL"] == "redis://redis:6379/0"
         assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
+        assert env["ESL_PIPELINE_MANIFEST_STORE"].endswith("s3}")
         assert any(v.endswith(":/lessons") for v in spec["volumes"])
         assert env["ESL_BUILD_ROOT"] == "/lessons"
     assert services["service"]["environment"]["ESL_BUILD_SERVICE_MODE"] == "queue"
