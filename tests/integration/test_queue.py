@@ -145,7 +145,7 @@ def test_a_bad_payload_names_the_field_and_enqueues_nothing(tmp_path, redis):
 @pytest.mark.slow
 def test_a_killed_worker_process_loses_no_job_and_redoes_no_stage(tmp_path, redis):
     long_text = tuple(f"{'Alex' if n % 2 else 'Mara'}: Sentence number {n} of a long "
-                      "dialogue about nothing at all, spoken slowly." for n in range(400))
+                      "dialogue about nothing at all, spoken slowly." for n in range(160))
     repo = _repo(tmp_path, {"long": lesson_text(long_text)})
     log = repo.root / "build" / "events.jsonl"
     with QueueWorkers(repo, redis.url, count=2,
