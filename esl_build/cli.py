@@ -274,8 +274,8 @@ def cmd_env(args: argparse.Namespace) -> int:
     settings = Settings.resolve()
     for name, description in ENV_VARS.items():
         value = os.environ.get(name)
-        shown = ("(set)" if value and any(s in name for s in ("TOKEN", "KEY", "SECRET"))
-                 else value or "")
+        secret = any(s in name for s in ("TOKEN", "KEY", "SECRET")) or "(secret)" in description
+        shown = "(set)" if value and secret else value or ""
         print(f"{name:<28} {shown:<24} {description}")
     print("backends: " + " ".join(f"{k}={v}" for k, v in settings.backends.items()))
     return 0

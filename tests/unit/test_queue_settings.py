@@ -56,3 +56,14 @@ def test_importing_the_package_or_a_noop_build_loads_no_celery():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_esl_build_env_does_not_show_the_queue_urls(tmp_path):
+    import os
+
+    env = {**os.environ, "ESL_BUILD_QUEUE_URL": "redis://:hunter2@cache:6379/0",
+           "ESL_BUILD_QUEUE_STATUS_URL": "redis://:hunter3@cache:6379/1"}
+    out = subprocess.run([sys.executable, "-m", "esl_build.cli", "env"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, check=True).stdout
+    assert "hunter2" not in out and "hunter3" not in out
+    assert "ESL_BUILD_QUEUE_URL" in out
