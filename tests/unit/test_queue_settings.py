@@ -44,7 +44,7 @@ def test_the_payload_is_camel_case_on_the_wire():
     assert wire_payload(job_id, flags) == {"jobId": "5f9", "md": "lessons/unit1.md",
                                            "withTts": False, "upload": "s3",
                                            "preset": "b1-default", "student": "Alice"}
-    with pytest.raises(ValidationError, match="^dryRun must be true or false$"):
+    with pytest.raises(ValidationError, match=r"^dryRun must be true or false$"):
         parse_payload({"md": "unit1", "dryRun": 1})
     with pytest.raises(ValidationError, match="JSON object"):
         parse_payload(["unit1"])
