@@ -12,6 +12,7 @@
     esl-build voices sync                            refresh configs/elevenlabs.voices.json
     esl-build build --max-characters N --dry-run     refuse over N characters; plan only
     esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
+    esl-build worker [--concurrency N] [--pool P]    a queue worker (esl_build.queue)
 
 Exit codes: 0 success, 1 a lesson or a stage failed, 2 bad usage or configuration.
 """
@@ -208,6 +209,17 @@ def _parser() -> argparse.ArgumentParser:
     sync = voices_sub.add_parser("sync", help="rewrite configs/elevenlabs.voices.json from "
                                  "the account's voices (needs ELEVENLABS_API_KEY)")
     sync.set_defaults(handler=cmd_voices_sync)
+    worker = sub.add_parser("worker", help="run a queue worker: jobs from ESL_BUILD_QUEUE_URL "
+                            "(needs celery: pip install 'esl-build[queue]')")
+    worker.add_argument("--concurrency", type=int, default=1,
+                        help="jobs at once (default 1)")
+    worker.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork",
+                        help="prefork: a process per job (default); threads; solo")
+    worker.add_argument("--loglevel", default="INFO", help="worker log level (default INFO)")
+    worker.add_argument("--cwd", type=Path, default=None,
+                        help="the lessons repository (default: ESL_BUILD_ROOT, else the "
+                        "current folder)")
+    worker.set_defaults(handler=cmd_worker)
     return parser
 
 
@@ -345,8 +357,8 @@ def cmd_env(args: argparse.Namespace) -> int:
     settings = Settings.resolve()
     for name, description in ENV_VARS.items():
         value = os.environ.get(name)
-        shown = ("(set)" if value and any(s in name for s in ("TOKEN", "KEY", "SECRET"))
-                 else value or "")
+        secret = any(s in name for s in ("TOKEN", "KEY", "SECRET")) or "(secret)" in description
+        shown = "(set)" if value and secret else value or ""
         print(f"{name:<28} {shown:<24} {description}")
     print("backends: " + " ".join(f"{k}={v}" for k, v in settings.backends.items()))
     return 0
@@ -381,6 +393,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigInvalid(f"esl-build serve needs {error.name}: pip install "
                             "'esl-build[service]'") from None
     serve(args.host, args.port, args.cwd)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if not 1 <= args.concurrency <= 64:
+        raise ConfigInvalid("--concurrency must be a whole number from 1 to 64")
+    try:
+        from esl_build.queue import JobQueue
+    except ImportError as error:
+        raise ConfigInvalid(f"esl-build worker needs {error.name}: pip install "
+                            "'esl-build[queue]'") from None
+    JobQueue.from_environment(root=args.cwd).run_worker(
+        concurrency=args.concurrency, pool=args.pool, loglevel=args.loglevel)
     return 0
 
 

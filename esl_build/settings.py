@@ -11,6 +11,7 @@ Backends are picked per stage: an explicit ``ESL_BUILD_PUBLISHER`` / ``ESL_BUILD
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -24,6 +25,8 @@ from esl_build.files import shown
 PUBLISHERS = ("html", "notion")
 VOICES = ("espeak", "elevenlabs")
 STORAGES = ("local", "s3")
+SERVICE_MODES = ("inline", "queue")
+DEFAULT_QUEUE_URL = "redis://localhost:6379/0"
 MANIFEST_STORES = ("file", "s3")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 CHECKSUM_MODES = ("when_supported", "when_required")
@@ -99,6 +102,20 @@ ENV_VARS: dict[str, str] = {
     "ESL_BUILD_SERVICE_TOKEN": "bearer token the HTTP worker requires (secret; default: none)",
     "ESL_BUILD_SERVICE_LIVE": "1/true: the HTTP worker runs live jobs (default: dry runs only)",
     "ESL_BUILD_SERVICE_MAX_JOBS": "live jobs the HTTP worker runs at once (default 2)",
+    "ESL_BUILD_SERVICE_MODE": "inline (jobs run in the HTTP worker) or queue (live jobs are "
+                              "enqueued; default: queue when ESL_BUILD_QUEUE_URL is set)",
+    "ESL_BUILD_ROOT": "the lessons repository a queue worker builds (default: its working folder)",
+    "ESL_BUILD_QUEUE_URL": "Celery broker URL: redis://host:6379/0 (default) or sqs:// (secret)",
+    "ESL_BUILD_QUEUE_STATUS_URL": "Redis URL for job status (default: ESL_BUILD_QUEUE_URL when "
+                                  "it is a Redis URL; required with SQS) (secret)",
+    "ESL_BUILD_QUEUE_NAME": "queue name, also the prefix of job status keys (default esl-build)",
+    "ESL_BUILD_QUEUE_TRANSPORT_OPTIONS": "JSON object of Celery broker transport options "
+                                         "(SQS region, predefined_queues, …)",
+    "ESL_BUILD_QUEUE_VISIBILITY_TIMEOUT": "seconds before an unacknowledged job is redelivered "
+                                          "(Redis, SQS; default 3600: longer than any job)",
+    "ESL_BUILD_QUEUE_MAX_ATTEMPTS": "attempts per job, redeliveries included (default 5)",
+    "ESL_BUILD_QUEUE_BACKOFF": "first retry delay in seconds, doubled per attempt (default 2)",
+    "ESL_BUILD_QUEUE_BACKOFF_MAX": "longest retry delay in seconds (default 300)",
 }
 
 
@@ -209,6 +226,25 @@ class ServiceSettings:
     token: Secret | None = None
     live: bool = False
     max_jobs: int = 2
+    mode: str = "inline"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """The job queue's settings (``esl_build.queue``, ``esl-build worker``).
+
+    ``url`` is the Celery broker (a ``Secret``: a URL may hold a password); ``status_url``
+    the Redis that keeps job status; ``root`` the lessons repository a worker builds."""
+
+    url: Secret = field(default_factory=lambda: Secret(DEFAULT_QUEUE_URL))
+    status_url: Secret | None = None
+    name: str = "esl-build"
+    transport_options: dict[str, object] = field(default_factory=dict)
+    visibility_timeout: int = 3600
+    max_attempts: int = 5
+    backoff: float = 2.0
+    backoff_max: float = 300.0
+    root: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +269,7 @@ class Settings:
     config: ConfigSettings = ConfigSettings()
     event_log: Path | None = None
     service: ServiceSettings = ServiceSettings()
+    queue: QueueSettings = QueueSettings()
 
     @property
     def site_dir(self) -> Path:
@@ -313,7 +350,11 @@ class Settings:
             event_log=(root / log).resolve() if (log := get("ESL_BUILD_EVENT_LOG")) else None,
             service=ServiceSettings(token=secret("ESL_BUILD_SERVICE_TOKEN"),
                                     live=_flag(get("ESL_BUILD_SERVICE_LIVE")),
-                                    max_jobs=_count("ESL_BUILD_SERVICE_MAX_JOBS", get, 2)),
+                                    max_jobs=_count("ESL_BUILD_SERVICE_MAX_JOBS", get, 2),
+                                    mode=_choose("ESL_BUILD_SERVICE_MODE", get, SERVICE_MODES,
+                                                 "queue" if get("ESL_BUILD_QUEUE_URL")
+                                                 else "inline")),
+            queue=_queue(get, root),
         )
         return settings.with_(**flags) if flags else settings
 
@@ -435,3 +476,43 @@ def _count(name: str, get: Callable[[str], str | None], default: int) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 64:
         raise ConfigInvalid(f"{name}={value!r} must be a whole number from 1 to 64")
     return int(value)
+
+
+def _queue(get: Callable[[str], str | None], root: Path) -> QueueSettings:
+    url = get("ESL_BUILD_QUEUE_URL") or DEFAULT_QUEUE_URL
+    status = get("ESL_BUILD_QUEUE_STATUS_URL") or (
+        url if url.startswith(("redis://", "rediss://")) else None)
+    options: dict[str, object] = {}
+    if text := get("ESL_BUILD_QUEUE_TRANSPORT_OPTIONS"):
+        try:
+            parsed = json.loads(text)
+        except ValueError as error:
+            raise ConfigInvalid(f"ESL_BUILD_QUEUE_TRANSPORT_OPTIONS is not JSON: {error}"
+                                ) from None
+        if not isinstance(parsed, dict):
+            raise ConfigInvalid("ESL_BUILD_QUEUE_TRANSPORT_OPTIONS must be a JSON object")
+        options = parsed
+    queue_root = get("ESL_BUILD_ROOT")
+    return QueueSettings(
+        url=Secret(url), status_url=Secret(status) if status else None,
+        name=get("ESL_BUILD_QUEUE_NAME") or "esl-build", transport_options=options,
+        visibility_timeout=int(_seconds("ESL_BUILD_QUEUE_VISIBILITY_TIMEOUT", get, 3600, 1)),
+        max_attempts=_count("ESL_BUILD_QUEUE_MAX_ATTEMPTS", get, 5),
+        backoff=_seconds("ESL_BUILD_QUEUE_BACKOFF", get, 2.0, 0),
+        backoff_max=_seconds("ESL_BUILD_QUEUE_BACKOFF_MAX", get, 300.0, 0),
+        root=(root / queue_root).resolve() if queue_root else None)
+
+
+def _seconds(name: str, get: Callable[[str], str | None], default: float,
+            least: float) -> float:
+    value = get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not least <= number <= 86400:
+        raise ConfigInvalid(f"{name}={value!r} must be a number of seconds from {least:g} "
+                            "to 86400")
+    return number
