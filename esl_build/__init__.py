@@ -10,6 +10,10 @@ The public API (loaded on first use, so importing one module stays cheap):
   ``LeaseHeld``, ``WriteConflict``, and ``Problem``
 - the manifest stores ``ManifestStore``, ``FileManifestStore``, ``S3ManifestStore`` and
   ``S3Storage`` (boto3 is imported when one of the S3 classes is first used)
+- ``create_pipeline`` and ``Pipeline`` (new_assignment, rerun_assignment,
+  get_assignment_status), whose typed errors are ``PipelineError``: ``ValidationError``,
+  ``ConfigurationError``, ``InfrastructureError``, ``ManifestError``
+- observability: ``noop_logger``, ``noop_metrics``, ``JsonLinesLogger``, ``PrometheusMetrics``
 """
 
 from collections.abc import Callable
@@ -25,6 +29,11 @@ _HOMES = {
     "StorageError": "errors", "VoiceError": "errors", "WriteConflict": "errors",
     "FileManifestStore": "state.stores", "ManifestStore": "state.stores",
     "S3ManifestStore": "state.s3_store", "S3Storage": "services.s3",
+    "ConfigurationError": "errors", "InfrastructureError": "errors", "ManifestError": "errors",
+    "PipelineError": "errors", "ValidationError": "errors",
+    "JsonLinesLogger": "observability", "PrometheusMetrics": "observability",
+    "noop_logger": "observability", "noop_metrics": "observability",
+    "Pipeline": "pipeline", "create_pipeline": "pipeline",
     "Project": "project", "Settings": "settings",
     "STAGES": "stages", "run": "stages", "status": "stages", "statuses": "stages",
     "parse_lesson": "lesson", "read_lesson": "lesson", "validate_paths": "lesson",

@@ -3,12 +3,13 @@
 ::
 
     esl-build validate PATH... [--strict] [--json]   check lessons, print path:line: messages
-    esl-build build [DOIT ARGS...]                   run the build graph (same as `doit`)
+    esl-build build [COMMAND] [ARGS...]              run the build graph (same as `doit`)
     esl-build plan [ID...] [--json]                  stale stages, why, and what they'd cost
     esl-build status [ID...] [--json]                what each manifest records
     esl-build rerun ID --steps tts,upload,add-audio  force stages without re-running upstream
     esl-build init DIR                               scaffold a lessons repository
     esl-build env                                    the variables esl-build reads, and backends
+    esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
 
 Exit codes: 0 success, 1 a lesson or a stage failed, 2 bad usage or configuration.
 """
@@ -20,9 +21,11 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from esl_build.errors import ConfigInvalid, EslBuildError
 from esl_build.project import Project
+from esl_build.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         from esl_build.lesson.cli import run_validate
         return run_validate(argv[1:])
     if argv and argv[0] == "build":
+        if argv[1:] in (["--help"], ["-h"], ["help"]):
+            print(BUILD_HELP, end="")
+            return 0
         return run_doit(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
@@ -39,12 +45,40 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.handler(args)
+        return int(args.handler(args))
     except EslBuildError as error:
         print(f"esl-build: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+BUILD_HELP = """\
+usage: esl-build build [COMMAND] [OPTIONS] [TASK...]
+
+Build the lessons of the repository in the current folder, as `doit` does with the dodo.py
+that `esl-build init` writes (no dodo.py needed). Tasks: validate, import, tts, upload,
+add-audio (each also as STAGE:LESSON-ID, e.g. tts:b1/unit1) and index.
+
+commands (default: run):
+  run [TASK...]          build what is stale: every lesson, or the tasks named and what
+                         they need
+  list [--all]           the tasks (--all: one per lesson and stage)
+  info TASK              why the task is stale (or that it is up to date)
+  forget TASK...         make those stages run again; their page and object ids are kept
+  help COMMAND           doit's full help of a command
+
+options of run:
+  -n N -P thread|process run N tasks at once, in threads or processes
+  --no-continue          stop at the first failure (default: a failed lesson stops only
+                         itself; every other lesson is built)
+  --reporter NAME        esl-build (default): what ran, with a progress count, failures,
+                         new voices and a summary; console: doit's own lines (".  task"
+                         ran, "-- task" up to date), for scripts
+
+`doit -a` forces nothing (each stage checks its record): use `esl-build rerun` or forget.
+exit codes: 0 success, 1 a lesson or stage failed, 2 bad usage or configuration
+"""
 
 
 def run_doit(args: list[str]) -> int:
@@ -53,7 +87,10 @@ def run_doit(args: list[str]) -> int:
     from doit.doit_cmd import DoitMain
 
     from esl_build import tasks
-    return DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args)
+    try:
+        return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args))
+    except SystemExit as stop:  # a bad configuration, found while loading the tasks
+        return stop.code if isinstance(stop.code, int) else 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("validate", help="check lessons (see esl-build validate --help)")
-    sub.add_parser("build", help="run the build graph; arguments go to doit")
+    sub.add_parser("build", help="run the build graph (see esl-build build --help)")
 
     plan = sub.add_parser("plan", help="list stale stages with the reason and estimated cost")
     plan.add_argument("ids", nargs="*", metavar="ID", help="lesson ids (default: all)")
@@ -86,8 +123,22 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("dir", type=Path, help="folder to create (must be empty or missing)")
     init.set_defaults(handler=cmd_init)
 
+    manifests = sub.add_parser("manifests", help="push|pull manifests between files and S3")
+    manifests.add_argument("direction", choices=("push", "pull"),
+                           help="push: lessons/*.manifest.json → S3; pull: S3 → files")
+    manifests.add_argument("ids", nargs="*", metavar="ID", help="lesson ids (default: all)")
+    manifests.set_defaults(handler=cmd_manifests)
+
     env = sub.add_parser("env", help="the environment variables esl-build reads")
     env.set_defaults(handler=cmd_env)
+
+    serve = sub.add_parser("serve", help="run the HTTP worker: POST /jobs, GET /jobs/ID, "
+                           "/healthz, /metrics (needs fastapi and uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--cwd", type=Path, default=None,
+                       help="the lessons repository (default: the current folder)")
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 
@@ -104,7 +155,7 @@ def _ids(project: Project, wanted: list[str]) -> list[str]:
 def cmd_plan(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, Cost, estimate, status
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     rows, total = [], Cost()
     for lesson_id in _ids(project, args.ids):
         for stage in STAGES:
@@ -114,32 +165,39 @@ def cmd_plan(args: argparse.Namespace) -> int:
             cost = estimate(project, current)
             total += cost
             rows.append({"task": f"{stage}:{lesson_id}", "reason": current.reason,
-                         **cost.to_json()})
+                         **cost.to_json(), "blocks": cost.blocks})
     if args.json:
-        print(json.dumps({"stale": rows, "total": total.to_json()}, indent=2))
+        print(json.dumps({"stale": rows, "total": {**total.to_json(), "blocks": total.blocks}},
+                         indent=2))
         return 0
     for row in rows:
-        extra = (f"  [{row['characters']} chars, {row['requests']} requests]"
+        extra = (f"  [{row['characters']} chars, {row['requests']} requests"
+                 + (f", {row['blocks']} new blocks" if row["blocks"] else "") + "]"
                  if row["characters"] or row["requests"] else "")
         print(f"{row['task']}: {row['reason']}{extra}")
     print(f"{len(rows)} stale stage(s); estimated {total.characters} characters to synthesise, "
-          f"{total.requests} requests to send")
+          f"{total.requests} requests to send"
+          + (f", {total.blocks} Notion blocks to create" if total.blocks else ""))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, status
 
-    project = Project.current()
-    report = []
+    project = Project(Settings.resolve())
+    report: list[dict[str, Any]] = []
+    failures = project.failures.read()
     for lesson_id in _ids(project, args.ids):
-        stages = {}
+        stages: dict[str, dict[str, Any]] = {}
         manifest = project.store.read(lesson_id) or {}
+        failed = failures.get(lesson_id) or {}
         for stage in STAGES:
             current = status(project, stage, lesson_id)
             record = (manifest.get("stages") or {}).get(stage) or {}
-            stages[stage] = {"state": "stale" if current.stale else "done",
-                             "reason": current.reason, "backend": record.get("backend"),
+            state = ("done" if not current.stale else "failed" if stage in failed
+                     else "stale")
+            reason = failed[stage]["message"] if state == "failed" else current.reason
+            stages[stage] = {"state": state, "reason": reason, "backend": record.get("backend"),
                              "finishedAt": record.get("finishedAt"),
                              "outputs": record.get("outputs", {})}
         report.append({"lesson": lesson_id, "manifest": project.store.location(lesson_id),
@@ -152,7 +210,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         for stage, info in entry["stages"].items():
             outputs = info["outputs"]
             where = outputs.get("url") or outputs.get("mp3") or outputs.get("lessonJson") or ""
-            state = "✓" if info["state"] == "done" else f"stale: {info['reason']}"
+            state = "✓" if info["state"] == "done" else f"{info['state']}: {info['reason']}"
+            state = state.replace("\n", "\n" + " " * 13)  # a failure's further problems
             print(f"  {stage:<10} {state}  {where}".rstrip())
     return 0
 
@@ -161,7 +220,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from esl_build import stages
     from esl_build.reporter import format_summary
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     [lesson_id] = _ids(project, [args.id])
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = [s for s in steps if s not in stages.STAGES]
@@ -206,6 +265,38 @@ def cmd_env(args: argparse.Namespace) -> int:
                  else value or "")
         print(f"{name:<28} {shown:<24} {description}")
     print("backends: " + " ".join(f"{k}={v}" for k, v in settings.backends.items()))
+    return 0
+
+
+def cmd_manifests(args: argparse.Namespace) -> int:
+    """Copy manifests between the file store and the S3 store (ESL_PIPELINE_MANIFEST_*)."""
+    from esl_build.settings import Settings
+    from esl_build.state.migrate import copy_manifests
+    from esl_build.state.s3_store import S3ManifestStore
+    from esl_build.state.stores import FileManifestStore, places_of
+
+    settings = Settings.resolve()
+    files = FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
+                              root=settings.root, places=places_of(settings))
+    remote = S3ManifestStore.from_settings(settings)
+    source, target = (files, remote) if args.direction == "push" else (remote, files)
+    moved = copy_manifests(source, target, args.ids or None)
+    for lesson_id in moved.copied:
+        print(f"copied     {lesson_id} → {target.location(lesson_id)}")
+    for lesson_id in moved.unchanged:
+        print(f"unchanged  {lesson_id}")
+    for lesson_id, why in moved.refused.items():
+        print(f"refused    {lesson_id}: {why}", file=sys.stderr)
+    return 1 if moved.refused else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from esl_build.service import serve
+    except ImportError as error:
+        raise ConfigInvalid(f"esl-build serve needs {error.name}: pip install "
+                            "'esl-build[service]'") from None
+    serve(args.host, args.port, args.cwd)
     return 0
 
 

@@ -7,39 +7,50 @@ most once per run. Services are created on first use, so a no-op build never imp
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esl_build import __version__
-from esl_build.config import Config, load_config
+from esl_build.config import Config, parse_config
 from esl_build.errors import EslBuildError, LessonInvalid, Problem
+from esl_build.failures import FailureLog
 from esl_build.files import shown
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
-from esl_build.state.checked import CheckedCache, stamp
+from esl_build.state.checked import CheckedCache
 from esl_build.state.stores import ManifestStore, store_from
+
+if TYPE_CHECKING:
+    from esl_build.config_provider import ConfigProvider
+
+if TYPE_CHECKING:
+    from esl_build.observability import Observer
 
 # Bump when what a stage's plan contains changes without the parser version changing, so
 # verdicts cached by an older esl-build are not trusted.
 CHECKED_KEY_VERSION = 1
 
-_current: Project | None = None
-_current_lock = threading.Lock()
 
 
 class Project:
-    """The lessons repository at ``settings.root``. Services may be injected (tests, workers)."""
+    """The lessons repository at ``settings.root``. Services may be injected (tests, workers);
+    ``observer`` receives the stage events (default: ``ESL_BUILD_EVENT_LOG``, else nothing)."""
 
     def __init__(self, settings: Settings, *, publisher: Publisher | None = None,
                  voice: Voice | None = None, storage: Storage | None = None,
-                 config: Config | None = None, store: ManifestStore | None = None):
+                 config: Config | None = None, observer: Observer | None = None,
+                 store: ManifestStore | None = None):
+        from esl_build.observability import observer_for
+
         self.settings = settings
+        self.observer = observer or observer_for(settings)
         self.store: ManifestStore = store or store_from(settings)
         self._publisher, self._voice, self._storage = publisher, voice, storage
         self._config = config
@@ -47,33 +58,25 @@ class Project:
         self.status_cache: dict[str, tuple[object, dict[str, Any]]] = {}  # see stages.statuses
         self._lessons_prefix = settings.relative(settings.lessons_dir)
         self._lesson_ids: list[str] | None = None
+        self._refused: list[Problem] = []
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list[Problem]]] = {}
         self._lock = threading.RLock()
         self._unsaved_doit: dict[str, dict[str, dict[str, Any]]] = {}  # see queue_doit_record
-
-    # -- the process-wide project used by dodo.py, the doit backend and the actions --------
-    @classmethod
-    def current(cls) -> Project:
-        """The project of this process, resolved from the environment on first use."""
-        global _current
-        with _current_lock:
-            if _current is None:
-                _current = cls(Settings.resolve())
-            return _current
-
-    @classmethod
-    def use(cls, project: Project | None) -> None:
-        """Make ``project`` the process-wide one (tests, embedding); None resets it."""
-        global _current
-        with _current_lock:
-            _current = project
+        self._recorded: set[tuple[str, str]] = set()  # see note_recorded
 
     # -- configuration and services ---------------------------------------------------------
+    @cached_property
+    def config_provider(self) -> ConfigProvider:
+        """Where presets, students and voices come from (files, or an HTTP service)."""
+        from esl_build.config_provider import config_provider_from
+        return config_provider_from(self.settings)
+
     @property
     def config(self) -> Config:
+        """The run's one snapshot of the configuration, checked."""
         if self._config is None:
-            self._config = load_config(self.settings.config_dir, self.settings.root)
+            self._config = parse_config(self.config_provider.documents())
         return self._config
 
     @cached_property
@@ -102,10 +105,26 @@ class Project:
         return CheckedCache(self.settings.build_dir / ".cache" / "checked.json", key, self.root,
                             self.store)
 
+    @cached_property
+    def failures(self) -> FailureLog:
+        """The stages that failed, by lesson (kept outside the manifests)."""
+        return FailureLog(self.settings.build_dir / ".cache" / "failures.json",
+                          self.settings.build_dir / ".locks" / "failures.lock")
+
+    def check_setup(self) -> None:
+        """Raise ``ConfigInvalid`` now for a bad setting, service or config file, rather than
+        in every lesson's stages. The config files are trusted without reading them when
+        lessons were verified against exactly these files (the cache of verified lessons)."""
+        for service in ("publisher", "voice", "storage"):
+            getattr(self, service)
+        if not self.checked.vouches():
+            _ = self.config
+
     def new_run(self) -> None:
         """Forget what this process concluded about the files (a long-lived process calls
         this before each build; each doit run does)."""
         self.status_cache.clear()
+        self._recorded.clear()
         self.store.new_run()
         if "checked" in vars(self):
             self.checked.new_run()
@@ -114,16 +133,13 @@ class Project:
         """Everything besides a lesson's own files that its stages' plans depend on."""
         from esl_build.stages.validate import PARSER_VERSION
 
-        config = self.settings.config_dir
-        config_files = sorted(str(p) for p in config.glob("*.*")) + sorted(
-            str(p) for p in (config / "students").glob("*.json"))
         return fingerprint({
             "code": [__version__, PARSER_VERSION, CHECKED_KEY_VERSION],
             "manifests": self.store.location("_"),  # which store (files, which bucket)
             "strict": self.settings.strict,
             "services": [[s.name, s.settings] for s in (self.publisher, self.voice,
                                                         self.storage)],
-            "config": {path: stamp(path) for path in config_files},
+            "config": [self.config_provider.name, self.config_provider.identity()],
         })
 
     # -- doit's records, written with the next stage record (one write per stage) ----------
@@ -146,28 +162,43 @@ class Project:
                 return taken
             return self._unsaved_doit.pop(lesson_id, {})
 
+    def note_recorded(self, stage: str, lesson_id: str) -> None:
+        """This process just wrote the stage's record (see ``recorded_here``)."""
+        with self._lock:
+            self._recorded.add((stage, lesson_id))
+
+    def recorded_here(self, stage: str, lesson_id: str) -> bool:
+        """Whether this process wrote the stage's record during this run."""
+        return (stage, lesson_id) in self._recorded
+
     def flush_doit_records(self) -> None:
         """Write the doit records no stage record carried: one write per lesson. The doit
         backend does it when the run ends, and the index first, so the manifests it reads
         are final for this run."""
         for lesson_id, records in sorted(self.unsaved_doit_records().items()):
             if records:
-                self.store.update(lesson_id, functools.partial(_add_doit_records, records))
+                # A corrupt or unreachable manifest: its stage already said so, and doit's
+                # records are not state (staleness never reads them).
+                with contextlib.suppress(EslBuildError):
+                    self.store.update(lesson_id, functools.partial(_add_doit_records, records))
 
     # -- lessons ----------------------------------------------------------------------------
     def lesson_ids(self) -> list[str]:
         """Every lesson under the lessons folder: its path without ``.md``, sorted (found once
-        per project; hidden folders are skipped)."""
+        per project; see ``esl_build.lesson.discovery``, which ``esl-build validate`` uses too)."""
         if self._lesson_ids is None:
-            root = str(self.settings.lessons_dir)
-            found = []
-            for folder, dirs, files in os.walk(root):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                relative = os.path.relpath(folder, root).replace(os.sep, "/")
-                prefix = "" if relative == "." else relative + "/"
-                found += [prefix + name[:-3] for name in files if name.endswith(".md")]
-            self._lesson_ids = sorted(found)
+            from esl_build.lesson.discovery import find_lessons
+
+            found = find_lessons(self.settings.lessons_dir, self.relative)
+            self._refused = found.problems
+            self._lesson_ids = [lesson_id for _, lesson_id in found.lessons]
         return self._lesson_ids
+
+    def refused_lessons(self) -> list[Problem]:
+        """The ``*.md`` files under the lessons folder that can't be built, each with why
+        (a name that is not a plain lesson id, a symlink to nothing)."""
+        self.lesson_ids()
+        return list(self._refused)
 
     def source_path(self, lesson_id: str) -> Path:
         return self.settings.lessons_dir / f"{lesson_id}.md"

@@ -18,6 +18,7 @@ from esl_build.fingerprint import fingerprint
 from esl_build.project import Project
 from esl_build.stages import statuses
 from esl_build.stages.base import record_of
+from esl_build.state.doit_backend import doit_project
 
 if TYPE_CHECKING:
     from esl_build.services.html import IndexEntry
@@ -27,8 +28,10 @@ def index_entries(project: Project) -> list[IndexEntry]:
     from esl_build.services.html import IndexEntry
 
     entries = []
+    failures = project.failures.read()
     for lesson_id in project.lesson_ids():
         states = statuses(project, lesson_id)
+        failed = failures.get(lesson_id) or {}
         manifest = project.store.read(lesson_id) or {}
         records = {stage: record_of(manifest, stage) or {} for stage in states}
         about = records["validate"].get("outputs", {})
@@ -40,9 +43,12 @@ def index_entries(project: Project) -> list[IndexEntry]:
             level=about.get("level", ""),
             topic=about.get("topic", ""),
             page_url=records["import"].get("outputs", {}).get("url"),
-            audio_url=records["upload"].get("outputs", {}).get("url") if linked else None,
-            stages={stage: ("done" if not state.stale else "stale" if records[stage] else
-                            "missing") for stage, state in states.items()},
+            audio_url=records["add-audio"].get("outputs", {}).get("src") if linked else None,
+            stages={stage: ("done" if not state.stale else "failed" if stage in failed
+                            else "stale" if records[stage] else "missing")
+                    for stage, state in states.items()},
+            failure=next((f"{stage}: {failed[stage].get('message', '')}" for stage in states
+                          if stage in failed and states[stage].stale), ""),
         ))
     return entries
 
@@ -54,12 +60,12 @@ def _fingerprint_file(project: Project) -> Path:
 def _entries_fingerprint(project: Project, entries: list[IndexEntry]) -> str:
     return fingerprint({"publisher": project.publisher.settings,
                         "entries": [[e.id, e.title, e.student, e.level, e.topic, e.page_url,
-                                     e.audio_url, dict(e.stages)] for e in entries]})
+                                     e.audio_url, dict(e.stages), e.failure] for e in entries]})
 
 
 def write_index() -> TaskFailed | None:
     """doit action of ``index``."""
-    project = Project.current()
+    project = doit_project()
     try:
         project.flush_doit_records()  # the manifests are final for this run before we read
         entries = index_entries(project)
@@ -81,7 +87,7 @@ class IndexMatches:
     """doit ``uptodate`` check of the ``index`` task."""
 
     def __call__(self, task: object, values: object) -> bool:
-        project = Project.current()
+        project = doit_project()
         project.flush_doit_records()  # every lesson task is done: their manifests are final
         marker = _fingerprint_file(project)
         if not (project.settings.site_dir / "index.html").exists() or not marker.exists():

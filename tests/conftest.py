@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from esl_build.project import Project
 from esl_build.settings import ENV_VARS
 
 
@@ -12,6 +11,4 @@ from esl_build.settings import ENV_VARS
 def _clean_env(monkeypatch: pytest.MonkeyPatch):
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
-    Project.use(None)
     yield
-    Project.use(None)

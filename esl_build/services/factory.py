@@ -16,8 +16,8 @@ def publisher_from(settings: Settings) -> Publisher:
     if settings.publisher == "html":
         from esl_build.services.html import HtmlPublisher
         return HtmlPublisher(settings.site_dir, settings.root)
-    raise ConfigInvalid("the notion publisher " + _LATER.format(
-        cred="NOTION_TOKEN", var="ESL_BUILD_PUBLISHER", default="html"))
+    from esl_build.services.notion import NotionPublisher
+    return NotionPublisher(settings.notion)
 
 
 def voice_from(settings: Settings) -> Voice:

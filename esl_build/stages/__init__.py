@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from esl_build.errors import EslBuildError, LessonInvalid
+from esl_build.errors import ConfigInvalid, EslBuildError, LessonInvalid
 from esl_build.stages import add_audio, import_page, tts, upload, validate
 from esl_build.stages.base import (
     STAGES,
@@ -28,6 +28,7 @@ from esl_build.state.checked import Stamp, stamp
 from esl_build.state.manifest import record_stage
 
 if TYPE_CHECKING:
+    from esl_build.observability import StageEvents
     from esl_build.project import Project
 
 MODULES: dict[str, ModuleType] = {"validate": validate, "import": import_page, "tts": tts,
@@ -135,7 +136,24 @@ class Result:
 def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) -> Result:
     """Run one stage of one lesson if it is stale (or ``force``), and record it.
 
-    Raises ``EslBuildError`` subclasses for anything a user can fix."""
+    Emits ``stage.<stage>.start|success|skipped|failure`` through ``project.observer``.
+    Raises ``EslBuildError`` subclasses for anything a user can fix. A failure is kept in
+    ``project.failures`` (not in the manifest) until the stage succeeds or is up to date;
+    configuration errors are no lesson's failure and are not kept."""
+    events = project.observer.stage(stage, lesson_id)
+    try:
+        result = _run(project, stage, lesson_id, force, events)
+    except BaseException as error:
+        events.failure(error)
+        if isinstance(error, EslBuildError) and error.exit_code != ConfigInvalid.exit_code:
+            project.failures.record(lesson_id, stage, str(error), project.settings.run_id)
+        raise
+    project.failures.clear(lesson_id, stage)
+    return result
+
+
+def _run(project: Project, stage: str, lesson_id: str, force: bool,
+         events: StageEvents) -> Result:
     with project.store.lease(lesson_id):
         # Read afresh under the lease: another worker may have just run this stage.
         manifest = ManifestView(project.store.read_versioned(lesson_id)[0])
@@ -146,8 +164,10 @@ def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) ->
             raise EslBuildError(f"{stage}:{lesson_id}: {current.reason}; "
                                 f"run `doit {stage}:{lesson_id}` to build what it needs")
         if not current.stale and not force:
+            events.skipped("up to date")
             return Result(stage, lesson_id, ran=False)
         plan = current.plan
+        events.start(reason=current.reason or "forced", fingerprint=plan.fingerprint)
         outcome: Outcome = MODULES[stage].apply(project, plan, manifest)
         remote = _is_remote(project, stage)
         doit_records = project.unsaved_doit_records(lesson_id)
@@ -160,6 +180,8 @@ def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) ->
             manifest["doit"].update(doit_records)  # doit's records wait for this one write
 
         project.store.update(lesson_id, record)
+        project.note_recorded(stage, lesson_id)
+        events.success(outcome.cost.to_json(), {"backend": plan.backend, **outcome.outputs})
         return Result(stage, lesson_id, ran=True, cost=outcome.cost)
 
 

@@ -15,6 +15,12 @@ Behaviour that differs from doit's stock backends, on purpose:
 - When a task *fails*, doit drops its record. Here a failure changes no manifest: the stage
   record still holds the last good fingerprint and outputs, and the stage reruns anyway
   because its inputs differ from that record (or its output is missing).
+- A failed lesson stops only itself. doit reports the tasks downstream of a failed task as
+  errors (``UnmetDependency``), which makes its exit code 2; when every error of a run is
+  such a consequence of a stage failure, the run's exit code is 1 (a lesson failed), and
+  the site's index, which waits for every lesson, is written at the end of the run anyway.
+  A configuration error found while loading the tasks exits with 2 (doit's own path for
+  such errors would give 3).
 - ``doit forget`` removes doit's record *and* the stage's fingerprint, so the stage runs
   again, while the stage's outputs and the ``remote`` identities (page id, storage key) stay:
   the rerun updates the same page instead of creating a second one.
@@ -27,9 +33,9 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from doit.exceptions import InvalidDodoFile
+from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 
-from esl_build.errors import EslBuildError, ManifestCorrupt
+from esl_build.errors import ConfigInvalid, EslBuildError, ManifestCorrupt
 from esl_build.state.manifest import STAGE_NAMES, forget_stage
 
 if TYPE_CHECKING:
@@ -49,13 +55,13 @@ class ManifestBackend:
     def __init__(self, name: str, codec: Any = None, *, module_name: str | None = None):
         self.name = name
         self.codec = codec
-        self.project = doit_project()
-        self.project.new_run()  # a new doit run looks at the files afresh
+        self.project = new_doit_project()  # one per doit run: each looks at the files afresh
         self._pending: dict[str, dict[str, Any]] = {}  # task id → record being saved
         self._memory: dict[str, dict[str, Any]] = {}   # tasks that belong to no lesson
         self._saved: dict[str, dict[str, Any]] = {}    # lesson id → its manifest's "doit"
         self._answers: dict[str, dict[str, Any] | None] = {}  # task id → its record
         self._lock = threading.Lock()
+        self._failed: list[tuple[Any, str, BaseFail]] = []  # (runner, task id, failure)
 
     # -- reads ------------------------------------------------------------------------------
     def _record(self, task_id: str) -> dict[str, Any] | None:
@@ -110,12 +116,20 @@ class ManifestBackend:
             del self._pending[task_id]
             saved = self._saved.setdefault(route[1], {})
             self._answers.pop(task_id, None)
-            if saved.get(task_id) == record:
-                return  # the manifest holds it already
+            known = saved.get(task_id) == record
             saved[task_id] = record
-        self.project.queue_doit_record(route[1], task_id, record)
+        # The task just ran. Unless this process recorded its stage, a worker process did
+        # (-P process), or another machine: the stage record is news to this process, whose
+        # up-to-date checks of the next stages must see it.
+        if not self.project.recorded_here(*route):
+            self.project.store.invalidate(route[1])
+        if not known:  # else the manifest holds it already
+            self.project.queue_doit_record(route[1], task_id, record)
 
     def remove(self, task_id: str) -> None:
+        failure = _failure_being_handled()
+        if failure is not None:
+            self._failed.append(failure)
         route = _route(task_id)
         with self._lock:
             self._answers.pop(task_id, None)
@@ -123,7 +137,7 @@ class ManifestBackend:
             self._memory.pop(task_id, None)
             if route is not None:
                 self._saved.get(route[1], {}).pop(task_id, None)
-        if route is None or _called_for_a_failure():
+        if route is None or failure is not None:
             return
         stage, lesson_id = route
         self.project.drop_doit_record(lesson_id, task_id)
@@ -132,8 +146,12 @@ class ManifestBackend:
             manifest["doit"].pop(task_id, None)
             forget_stage(manifest, stage)
 
-        if self.project.store.read(lesson_id) is not None:
-            self.project.store.update(lesson_id, forget)
+        try:
+            if self.project.store.read(lesson_id) is not None:
+                self.project.store.update(lesson_id, forget)
+        except ManifestCorrupt as error:  # `doit forget`: doit's form, no traceback
+            sys.stderr.write(f"ERROR: {error}\n")
+            raise SystemExit(error.exit_code) from None
 
     def remove_all(self) -> None:
         for lesson_id in list(self.project.store.ids()):
@@ -142,25 +160,74 @@ class ManifestBackend:
 
     def dump(self) -> None:
         """Write doit's records that no stage record carried (one write per lesson), then
-        the cache of lessons verified up to date (it is only a cache)."""
+        the cache of lessons verified up to date (it is only a cache). doit calls this when
+        its run ends: a run whose errors all follow from failed stages settles here."""
         self.project.flush_doit_records()
         if "checked" in vars(self.project):
             self.project.checked.save()
+        if self._failed:
+            self._settle_failures()
+
+    def _settle_failures(self) -> None:
+        consequences = [f for _, _, f in self._failed if isinstance(f, UnmetDependency)]
+        others = [f for _, _, f in self._failed if not isinstance(f, UnmetDependency)]
+        if "index" in {task for _, task, f in self._failed if isinstance(f, UnmetDependency)}:
+            from esl_build.site import write_index
+            if self.project.settings.publisher == "html":
+                write_index()  # every lesson is done, failed or not: show where each stands
+        runner = self._failed[0][0]
+        if (consequences and others and all(isinstance(f, TaskFailed) for f in others)
+                and getattr(runner, "final_result", None) == _DOIT_ERROR):
+            runner.final_result = _DOIT_FAILURE
 
 
 def doit_project() -> Project:
-    """The process's project, or doit's own "ERROR: ..." (exit 3, no traceback) when a
-    setting is wrong."""
+    """The project of the doit run in progress: the one its ``ManifestBackend`` built.
+
+    doit builds the backend (``Globals.dep_manager.backend``) before it loads the tasks, and
+    the task loader, the up-to-date checks, the actions and the reporter all run inside that
+    run, so they share its project without any "current" object of our own. Outside a doit
+    run (no manifest backend), a new project is built."""
+    from doit.globals import Globals
+
+    backend = getattr(Globals.dep_manager, "backend", None)
+    if isinstance(backend, ManifestBackend):
+        return backend.project
+    return new_doit_project()
+
+
+def new_doit_project() -> Project:
+    """A project resolved from the environment, its settings, services and config files
+    checked.
+
+    A bad one prints ``ERROR: <file:line: message>`` (doit's form, no traceback) and exits
+    with 2, the code for bad configuration everywhere: doit's loader would exit with 3."""
     from esl_build.project import Project
+    from esl_build.settings import Settings
     try:
-        return Project.current()
+        project = Project(Settings.resolve())
+        project.check_setup()
     except EslBuildError as error:
-        raise InvalidDodoFile(str(error)) from None
+        sys.stderr.write(f"ERROR: {error}\n")
+        raise SystemExit(ConfigInvalid.exit_code) from None
+    return project
 
 
-def _called_for_a_failure() -> bool:
-    """True when doit removes a record because the task just failed (``remove_success``).
+_DOIT_FAILURE, _DOIT_ERROR = 1, 2  # doit.runner.FAILURE, ERROR
 
-    doit 0.37 uses ``remove`` both for failures and for ``forget``; the caller tells them
-    apart. Pinned by tests/integration/test_doit_backend.py."""
-    return sys._getframe(2).f_code.co_name == "remove_success"
+
+def _failure_being_handled() -> tuple[Any, str, BaseFail] | None:
+    """(doit's runner, task id, failure) when doit removes a record because the task just
+    failed, else None (``doit forget``).
+
+    doit 0.37 calls ``remove`` from ``Dependency.remove_success``, which its runner calls
+    from ``_handle_task_error(node, base_fail)`` before counting the failure; nothing else
+    tells the two apart. Pinned by tests/integration/test_failures.py."""
+    frame = sys._getframe(2)
+    if frame.f_code.co_name != "remove_success" or frame.f_back is None:
+        return None
+    handler = frame.f_back
+    if handler.f_code.co_name != "_handle_task_error":
+        return None
+    found = handler.f_locals
+    return found["self"], found["node"].task.name, found["base_fail"]

@@ -31,7 +31,14 @@ from esl_build.errors import ConfigInvalid, LeaseHeld, StateError, WriteConflict
 from esl_build.files import relative_to
 from esl_build.services.s3 import error_code, s3_client, storage_error
 from esl_build.state import manifest as mf
-from esl_build.state.stores import Change, Lease, Version, owner_id, update_manifest
+from esl_build.state.stores import (
+    Change,
+    Lease,
+    Version,
+    owner_id,
+    places_of,
+    update_manifest,
+)
 
 if TYPE_CHECKING:
     from esl_build.settings import Settings
@@ -46,7 +53,8 @@ class S3ManifestStore:
 
     def __init__(self, client: Any, *, bucket: str, prefix: str = "", base: str = "lessons",
                  sources: str = "lessons", lease_ttl: float = 60.0,
-                 lease_timeout: float = 600.0, poll: float = 0.2):
+                 lease_timeout: float = 600.0, poll: float = 0.2,
+                 places: mf.Places | None = None):
         self.client = client
         self.bucket = bucket
         self.base = "/".join(part for part in (prefix.strip("/"), base.strip("/")) if part)
@@ -56,9 +64,11 @@ class S3ManifestStore:
         self.lease_ttl = lease_ttl
         self.lease_timeout = lease_timeout
         self.poll = poll
+        self.places = places  # where local paths in a manifest may point (see mf.loads)
         self._listed: dict[str, str] | None = None  # lesson id → ETag, from one LIST per run
         self._cache: dict[str, tuple[str, mf.Manifest]] = {}
         self._generation: dict[str, int] = {}
+        self._stale: set[str] = set()  # written by another process during this run
         self._guard = threading.RLock()
 
     @classmethod
@@ -66,8 +76,8 @@ class S3ManifestStore:
         """The store ``ESL_PIPELINE_MANIFEST_*`` describe (region, endpoint as for audio)."""
         store = settings.manifests
         if not store.bucket:
-            raise ConfigInvalid("ESL_PIPELINE_MANIFEST_STORE=s3 needs "
-                                "ESL_PIPELINE_MANIFEST_BUCKET")
+            raise ConfigInvalid("the S3 manifest store needs ESL_PIPELINE_MANIFEST_BUCKET "
+                                "(the bucket that holds the manifests)")
         root = store.root or settings.root
         base = relative_to(settings.lessons_dir, root)
         if base is None:
@@ -77,7 +87,8 @@ class S3ManifestStore:
         return cls(client or s3_client(settings.s3), bucket=store.bucket, prefix=store.prefix,
                    base="" if base == "." else base,
                    sources=settings.relative(settings.lessons_dir),
-                   lease_ttl=store.lease_ttl, lease_timeout=store.lease_timeout)
+                   lease_ttl=store.lease_ttl, lease_timeout=store.lease_timeout,
+                   places=places_of(settings))
 
     # -- names --------------------------------------------------------------------------------
     def key(self, lesson_id: str) -> str:
@@ -95,6 +106,7 @@ class S3ManifestStore:
     def new_run(self) -> None:
         with self._guard:
             self._listed = None
+            self._stale.clear()
 
     def _listing(self) -> dict[str, str]:
         with self._guard:
@@ -124,12 +136,22 @@ class S3ManifestStore:
 
     def stamp(self, lesson_id: str) -> Any:
         """The manifest's ETag as listed at the start of this run (or as we wrote it)."""
+        if lesson_id in self._stale:
+            self.read_versioned(lesson_id)
         return self._listing().get(lesson_id)
+
+    def invalidate(self, lesson_id: str) -> None:
+        with self._guard:
+            self._stale.add(lesson_id)
+            self._cache.pop(lesson_id, None)
+            self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
 
     # -- reads and writes ---------------------------------------------------------------------
     def read(self, lesson_id: str) -> mf.Manifest | None:
         """The manifest, from this run's listing and cache: a GET only when the listed
         ETag differs from the cached copy's."""
+        if lesson_id in self._stale:
+            return self.read_versioned(lesson_id)[0]
         etag = self.stamp(lesson_id)
         if etag is None:
             return None
@@ -148,13 +170,17 @@ class S3ManifestStore:
             data = answer["Body"].read()
         except ClientError as exc:
             if error_code(exc) in _MISSING:
+                with self._guard:
+                    self._stale.discard(lesson_id)
+                    if self._listed is not None:
+                        self._listed.pop(lesson_id, None)
                 return None, None
             raise _state_error(exc, f"cannot read {self.location(lesson_id)}") from None
         except BotoCoreError as exc:
             raise _state_error(exc, f"cannot read {self.location(lesson_id)}") from None
         etag = str(answer["ETag"])
         doc = mf.loads(data, where=self.location(lesson_id), lesson_id=lesson_id,
-                       source=self._source(lesson_id))
+                       source=self._source(lesson_id), places=self.places)
         self._remember(lesson_id, etag, doc)
         return doc, etag
 
@@ -182,6 +208,7 @@ class S3ManifestStore:
     def _remember(self, lesson_id: str, etag: str, doc: mf.Manifest) -> None:
         with self._guard:
             self._cache[lesson_id] = (etag, doc)
+            self._stale.discard(lesson_id)
             if self._listed is not None:
                 self._listed[lesson_id] = etag
 

@@ -111,6 +111,11 @@ class ManifestStore(Protocol):
         """Forget listings and cached reads (each doit run starts with this)."""
         ...
 
+    def invalidate(self, lesson_id: str) -> None:
+        """Another process may have written this manifest (a doit worker process ran one
+        of its stages): read it afresh next time and bump its ``generation``."""
+        ...
+
     def lease(self, lesson_id: str, timeout: float | None = None
               ) -> contextlib.AbstractContextManager[Lease]:
         """Hold the lesson's lease (waiting up to ``timeout`` s, then ``LeaseHeld``)."""
@@ -148,7 +153,13 @@ def store_from(settings: Settings) -> ManifestStore:
         from esl_build.state.pg_store import PostgresManifestStore
         return PostgresManifestStore.from_settings(settings)
     return FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
-                             root=settings.root, lease_timeout=settings.manifests.lease_timeout)
+                             root=settings.root, places=places_of(settings),
+                             lease_timeout=settings.manifests.lease_timeout)
+
+
+def places_of(settings: Settings) -> mf.Places:
+    """Where the local paths recorded in this project's manifests may point."""
+    return mf.Places(str(settings.root), str(settings.build_dir), str(settings.local_bucket))
 
 
 class FileManifestStore:
@@ -158,10 +169,11 @@ class FileManifestStore:
     worker's lease is free at once (it "expires" with the process)."""
 
     def __init__(self, lessons_dir: Path, lock_dir: Path, *, root: Path,
-                 lease_timeout: float | None = None):
+                 places: mf.Places | None = None, lease_timeout: float | None = None):
         self.lessons_dir = lessons_dir
         self.lock_dir = lock_dir
         self.root = root
+        self.places = places or mf.Places(str(root))
         self.lease_timeout = lease_timeout
         self._cache: dict[str, tuple[object, mf.Manifest]] = {}
         self._generation: dict[str, int] = {}  # bumped by this process's writes
@@ -187,6 +199,11 @@ class FileManifestStore:
 
     def new_run(self) -> None:
         """Nothing to forget: every read checks the file's identity."""
+
+    def invalidate(self, lesson_id: str) -> None:
+        with self._guard:
+            self._cache.pop(lesson_id, None)
+            self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
 
     def stamp(self, lesson_id: str) -> Any:
         """(inode, mtime, size) of the manifest file, or None when there is none."""
@@ -231,7 +248,9 @@ class FileManifestStore:
                 current = None
             if current != expect:
                 raise WriteConflict(f"{self.location(lesson_id)} changed since it was read")
-            atomic_write(path, data)
+            # Under the lock there is one writer, so the temp file can have a fixed name:
+            # one a killed build left behind is reused, never piled up beside the lessons.
+            atomic_write(path, data, locked=True)
         with self._guard:
             self._cache.pop(lesson_id, None)
             self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
@@ -262,13 +281,17 @@ class FileManifestStore:
             yield Lease(lesson_id, owner, float("inf"))
 
     def ids(self) -> Iterator[str]:
-        """Lesson ids that have a manifest."""
+        """Lesson ids that have a manifest (names that can't be a lesson id are left out)."""
+        from esl_build.lesson.discovery import lesson_id_problem
+
         for path in sorted(self.lessons_dir.rglob("*.manifest.json")):
-            yield path.relative_to(self.lessons_dir).as_posix()[: -len(".manifest.json")]
+            lesson_id = path.relative_to(self.lessons_dir).as_posix()[: -len(".manifest.json")]
+            if lesson_id_problem(lesson_id) is None:
+                yield lesson_id
 
     def _load(self, lesson_id: str, data: bytes) -> mf.Manifest:
         return mf.loads(data, where=self.location(lesson_id), lesson_id=lesson_id,
-                        source=self._source(lesson_id))
+                        source=self._source(lesson_id), places=self.places)
 
     def _source(self, lesson_id: str) -> str:
         return self._rel(os.path.join(self.lessons_dir, lesson_id + ".md"))

@@ -11,17 +11,19 @@ import pytest
 
 from esl_build.services.s3 import s3_client
 from esl_build.settings import Settings
+from esl_build.testing.moto import CountingMotoServer
 
 
 @pytest.fixture(scope="session")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+def moto_server():
+    server = CountingMotoServer()
+    yield server
     server.stop()
+
+
+@pytest.fixture
+def moto_url(moto_server):
+    return moto_server.url
 
 
 @dataclass

@@ -83,3 +83,39 @@ def test_two_machines_share_one_store_and_bucket_and_do_each_paid_stage_once(s3,
     assert third.returncode == 0, third.stdout + third.stderr
     paid = {t for t in third.ran if t.startswith(("tts:", "upload:"))}
     assert paid == set() and third.characters == 0
+
+
+def build_in_process(repo: LessonsRepo) -> str:
+    """``doit run`` in this process (its project comes from the environment)."""
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    from esl_build import tasks
+
+    out = repo.root / "doit-output.txt"  # doit binds its default stdout at import time
+    code = DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(["run", "-o", str(out)])
+    assert code == 0, out.read_text()
+    return out.read_text()
+
+
+def test_a_no_op_on_the_s3_store_is_one_listing_and_urls_are_known_before_upload(
+        s3, moto_server, tmp_path, monkeypatch):
+    from esl_build.project import Project
+    from esl_build.settings import Settings
+    from esl_build.stages import status
+    from esl_build.stages.upload import planned
+
+    repo = LessonsRepo.create(tmp_path / "repo", lessons(3), env=s3_env(s3))
+    monkeypatch.chdir(repo.root)
+    for name, value in s3_env(s3).items():
+        monkeypatch.setenv(name, value)
+    build_in_process(repo)
+    dry = Project(Settings.resolve(repo.root))
+    for n in range(3):  # the URL a dry run computes is the one the build recorded
+        record = dry.store.read(f"unit{n}")["stages"]["upload"]
+        plan = status(dry, "upload", f"unit{n}").plan
+        assert planned(dry, plan)["url"] == record["outputs"]["url"]
+    moto_server.requests.clear()
+    out = build_in_process(repo)
+    assert ".  " not in out and "[1/" not in out
+    assert moto_server.requests == {"GET": 1}  # one ListObjectsV2, no GET of any manifest

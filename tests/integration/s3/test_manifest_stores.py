@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from esl_build.errors import LeaseHeld, WriteConflict
+from esl_build.fingerprint import fingerprint
 from esl_build.settings import Settings
 from esl_build.state.manifest import record_stage
 from esl_build.state.stores import ManifestStore, store_from
@@ -34,22 +35,29 @@ def make_store(request, s3, tmp_path):
     return make
 
 
+OUTPUTS = {"import": {"pageId": "p-1", "url": "build/site/unit1.html"},
+           "upload": {"key": "audio/unit1/0123.mp3", "url": "https://cdn.example/a.mp3"},
+           "add-audio": {"url": "https://cdn.example/a.mp3"}}
+
+
 def stage(name: str, value: str):
+    """A change that records stage ``name`` (import, upload or add-audio) with input ``value``."""
     def change(manifest):
         record_stage(manifest, stage=name, backend="test", remote=False,
-                     fingerprint=f"sha256:{value}", inputs={"v": value}, outputs={"v": value},
-                     cost={"characters": 0, "requests": 0}, run_id="r-test")
+                     fingerprint=fingerprint(value), inputs={"v": value},
+                     outputs=OUTPUTS[name], cost={"characters": 0, "requests": 0},
+                     run_id="r-test")
     return change
 
 
 def test_round_trip_with_versions_ids_and_locations(make_store):
     store = make_store()
     assert store.read_versioned("b1/unit1") == (None, None)
-    store.update("b1/unit1", stage("validate", "one"))
+    store.update("b1/unit1", stage("import", "one"))
     doc, version = store.read_versioned("b1/unit1")
-    assert doc["stages"]["validate"]["inputs"] == {"v": "one"} and version
+    assert doc["stages"]["import"]["inputs"] == {"v": "one"} and version
     assert doc["lesson"] == "b1/unit1" and doc["source"] == "lessons/b1/unit1.md"
-    store.update("a/unit1", stage("validate", "two"))
+    store.update("a/unit1", stage("import", "two"))
     store.new_run()
     assert list(store.ids()) == ["a/unit1", "b1/unit1"]
     assert store.read("b1/unit1") == doc
@@ -61,17 +69,17 @@ def test_round_trip_with_versions_ids_and_locations(make_store):
 
 def test_a_stale_conditional_write_is_refused_and_update_merges(make_store):
     first, second = make_store(), make_store()
-    first.update("unit1", stage("validate", "v"))
+    first.update("unit1", stage("import", "v"))
     doc, version = first.read_versioned("unit1")
-    second.update("unit1", stage("tts", "t"))  # another worker, in between
-    doc["stages"]["import"] = {"backend": "x"}
+    second.update("unit1", stage("upload", "t"))  # another worker, in between
+    doc["stages"]["add-audio"] = dict(doc["stages"]["import"], outputs=OUTPUTS["add-audio"])
     with pytest.raises(WriteConflict):
         first.write("unit1", doc, expect=version)
     with pytest.raises(WriteConflict):
         first.write("unit1", doc, expect=None)  # "create" when it exists
-    first.update("unit1", stage("import", "i"))
+    first.update("unit1", stage("add-audio", "i"))
     merged, _ = second.read_versioned("unit1")
-    assert set(merged["stages"]) == {"validate", "tts", "import"}
+    assert set(merged["stages"]) == {"import", "upload", "add-audio"}
 
 
 WRITER = """
@@ -82,9 +90,11 @@ from esl_build.state.stores import store_from
 import json
 env = json.loads(sys.argv[1]); name = sys.argv[2]
 store = store_from(Settings.resolve(sys.argv[3], env=env))
+outputs = json.loads(sys.argv[4])
 for n in range(12):
     store.update("unit1", lambda m, n=n: (record_stage(m, stage=name, backend="t", remote=False,
-        fingerprint="sha256:x", inputs={"n": n}, outputs={}, cost={}, run_id="r"),
+        fingerprint="sha256:" + "0" * 64, inputs={"n": n}, outputs=outputs,
+        cost={"characters": 0, "requests": 0}, run_id="r"),
         m["doit"].__setitem__(f"{name}:{n}", {})))
 """
 
@@ -96,10 +106,11 @@ def test_two_processes_writing_different_stages_at_once_lose_nothing(make_store,
         env.update(ESL_PIPELINE_MANIFEST_STORE="s3", ESL_PIPELINE_MANIFEST_BUCKET=s3.bucket,
                    ESL_PIPELINE_MANIFEST_PREFIX="manifests/ci")
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, json.dumps(env), name,
-                                 str(tmp_path)]) for name in ("tts", "import")]
+                                 str(tmp_path), json.dumps(OUTPUTS[name])])
+               for name in ("upload", "import")]
     assert [w.wait(timeout=120) for w in writers] == [0, 0]
     doc, _ = store.read_versioned("unit1")
-    assert doc["stages"]["tts"]["inputs"] == {"n": 11}
+    assert doc["stages"]["upload"]["inputs"] == {"n": 11}
     assert doc["stages"]["import"]["inputs"] == {"n": 11}
     assert len(doc["doit"]) == 24  # every single write survived
 
@@ -172,3 +183,20 @@ def test_a_held_lease_is_renewed_while_its_stage_runs(make_store):
         with pytest.raises(LeaseHeld), other.lease("unit1", timeout=0.2):
             pass
         assert not lease.lost
+
+
+def test_push_and_pull_are_idempotent_and_never_overwrite_a_newer_manifest(s3, tmp_path):
+    from esl_build.state.migrate import copy_manifests
+
+    files = store_from(settings_for("file", tmp_path, s3.env, s3.bucket))
+    remote = store_from(settings_for("s3", tmp_path, s3.env, s3.bucket))
+    files.update("unit1", stage("import", "a"))
+    files.update("unit2", stage("import", "b"))
+    assert copy_manifests(files, remote).copied == ["unit1", "unit2"]
+    assert copy_manifests(files, remote).unchanged == ["unit1", "unit2"]
+    remote.update("unit1", stage("upload", "later"))  # a machine built more meanwhile
+    pushed = copy_manifests(files, remote)
+    assert list(pushed.refused) == ["unit1"] and "newer (upload)" in pushed.refused["unit1"]
+    pulled = copy_manifests(remote, files)
+    assert pulled.copied == ["unit1"] and pulled.unchanged == ["unit2"]
+    assert set(files.read_versioned("unit1")[0]["stages"]) == {"import", "upload"}
