@@ -27,7 +27,7 @@ VOICES = ("espeak", "elevenlabs")
 STORAGES = ("local", "s3")
 SERVICE_MODES = ("inline", "queue")
 DEFAULT_QUEUE_URL = "redis://localhost:6379/0"
-MANIFEST_STORES = ("file", "s3")
+MANIFEST_STORES = ("file", "s3", "postgres")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 CHECKSUM_MODES = ("when_supported", "when_required")
 DEFAULT_KEY_TEMPLATE = "{prefix}/{lesson}/{sha16}.mp3"
@@ -83,7 +83,10 @@ ENV_VARS: dict[str, str] = {
     "AWS_REQUEST_CHECKSUM_CALCULATION": "when_supported (default) or when_required (servers "
                                         "that reject botocore's default checksums)",
     "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_supported (default) or when_required",
-    "ESL_PIPELINE_MANIFEST_STORE": "manifest store: file (default, beside the lessons) or s3",
+    "ESL_PIPELINE_MANIFEST_STORE": "manifest store: file (default, beside the lessons), s3 or "
+                                   "postgres",
+    "ESL_PIPELINE_MANIFEST_DSN": "PostgreSQL connection string of the postgres manifest store "
+                                 "(secret: it may hold a password)",
     "ESL_PIPELINE_MANIFEST_BUCKET": "bucket of the s3 manifest store (required with it)",
     "ESL_PIPELINE_MANIFEST_PREFIX": "key prefix of the s3 manifest store (e.g. manifests/prod)",
     "ESL_PIPELINE_MANIFEST_ROOT": "folder manifest keys are relative to (default: the project)",
@@ -213,6 +216,7 @@ class ManifestStoreSettings:
 
     kind: str = "file"
     bucket: str | None = None
+    dsn: Secret | None = None  # the postgres store's connection string
     prefix: str = ""
     root: Path | None = None  # manifest keys are relative to it (default: the project root)
     lease_ttl: float = 60.0
@@ -438,12 +442,17 @@ def _positive_or_none(name: str, get: Getter, kind: type[int] | type[float]) -> 
 def _manifest_store(root: Path, get: Getter) -> ManifestStoreSettings:
     kind = _choose("ESL_PIPELINE_MANIFEST_STORE", get, MANIFEST_STORES, "file")
     bucket = get("ESL_PIPELINE_MANIFEST_BUCKET")
+    dsn = get("ESL_PIPELINE_MANIFEST_DSN")
+    if kind == "postgres" and not dsn:
+        raise ConfigInvalid("ESL_PIPELINE_MANIFEST_STORE=postgres needs "
+                            "ESL_PIPELINE_MANIFEST_DSN (e.g. postgresql://user@host:5432/db)")
     if kind == "s3" and not bucket:
         raise ConfigInvalid("ESL_PIPELINE_MANIFEST_STORE=s3 needs ESL_PIPELINE_MANIFEST_BUCKET "
                             "(the bucket that holds the manifests)")
     manifest_root = get("ESL_PIPELINE_MANIFEST_ROOT")
     return ManifestStoreSettings(
-        kind=kind, bucket=bucket, prefix=(get("ESL_PIPELINE_MANIFEST_PREFIX") or "").strip("/"),
+        kind=kind, bucket=bucket, dsn=Secret(dsn) if dsn else None,
+        prefix=(get("ESL_PIPELINE_MANIFEST_PREFIX") or "").strip("/"),
         root=(root / manifest_root).resolve() if manifest_root else None,
         lease_ttl=_positive_or_none("ESL_PIPELINE_LEASE_TTL", get, float) or 60.0,
         lease_timeout=_positive_or_none("ESL_PIPELINE_LEASE_TIMEOUT", get, float) or 600.0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from esl_build.config import Config
-from esl_build.errors import ConfigInvalid
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
 

@@ -74,10 +74,14 @@ def load_catalog(config_dir: Path, root: Path) -> Catalog:
     """Read the catalog (an absent file is an empty catalog: only mapped voices then work)."""
     path = config_dir / CATALOG_FILE
     shown = shown_path(path, root)
-    doc = config_files._read_json(path, None, lambda p: shown, shapes.json_object())
-    if doc is None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return Catalog()
-    text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigInvalid("not UTF-8 text", path=shown, line=1) from None
+    doc = config_files._parse_json(config_files.ConfigDocument(shown, text),
+                                   shapes.json_object())
     entries = doc.get("voices") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise ConfigInvalid('must be an object {"voices": [...]} (esl-build voices sync '
