@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 from esl_build.errors import ConfigInvalid, LeaseHeld, StateError, WriteConflict
 from esl_build.files import relative_to
 from esl_build.state import manifest as mf
-from esl_build.state.stores import Change, Lease, Version, owner_id, update_manifest
+from esl_build.state.stores import (
+    Change,
+    Lease,
+    Version,
+    kept_alive,
+    owner_id,
+    update_manifest,
+)
 
 if TYPE_CHECKING:
     from esl_build.settings import Secret, Settings
@@ -253,7 +260,6 @@ class PostgresManifestStore:
         wait = self.lease_timeout if timeout is None else timeout
         token = uuid.uuid4().hex
         lease = self._acquire(lesson_id, token, wait)
-        stop = threading.Event()
 
         def renew() -> None:
             expires = time.time() + self.lease_ttl
@@ -265,23 +271,12 @@ class PostgresManifestStore:
             else:
                 lease.lost = True  # it expired and another worker took it over
 
-        def keep() -> None:
-            while not stop.wait(self.lease_ttl / 3) and not lease.lost:
-                with contextlib.suppress(StateError):
-                    renew()
+        def release() -> None:  # anyone may take it at once
+            self._query("UPDATE esl_leases SET expires_at = 0 WHERE namespace = %s "
+                        "AND lesson = %s AND token = %s", (self.namespace, lesson_id, token))
 
-        lease.renew = renew
-        keeper = threading.Thread(target=keep, name=f"lease {lesson_id}", daemon=True)
-        keeper.start()
-        try:
+        with kept_alive(lease, self.lease_ttl, renew, release):
             yield lease
-        finally:
-            stop.set()
-            keeper.join()
-            with contextlib.suppress(StateError):  # released: anyone may take it at once
-                self._query("UPDATE esl_leases SET expires_at = 0 WHERE namespace = %s "
-                            "AND lesson = %s AND token = %s",
-                            (self.namespace, lesson_id, token))
 
     def _acquire(self, lesson_id: str, token: str, wait: float) -> Lease:
         deadline = time.monotonic() + wait

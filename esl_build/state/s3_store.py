@@ -35,6 +35,7 @@ from esl_build.state.stores import (
     Change,
     Lease,
     Version,
+    kept_alive,
     owner_id,
     places_of,
     update_manifest,
@@ -239,7 +240,6 @@ class S3ManifestStore:
         wait = self.lease_timeout if timeout is None else timeout
         lease, etag = self._acquire(lesson_id, wait)
         state = {"etag": etag}
-        stop = threading.Event()
 
         def renew() -> None:
             lease.expires_at = time.time() + self.lease_ttl
@@ -248,23 +248,13 @@ class S3ManifestStore:
             except WriteConflict:
                 lease.lost = True  # it expired and another worker took it over
 
-        def keep() -> None:
-            while not stop.wait(self.lease_ttl / 3) and not lease.lost:
-                with contextlib.suppress(StateError):
-                    renew()
+        def release() -> None:
+            lease.expires_at = 0.0  # released: anyone may take it at once
+            with contextlib.suppress(WriteConflict):
+                self._put_lease(lesson_id, lease, {"IfMatch": state["etag"]})
 
-        lease.renew = renew
-        keeper = threading.Thread(target=keep, name=f"lease {lesson_id}", daemon=True)
-        keeper.start()
-        try:
+        with kept_alive(lease, self.lease_ttl, renew, release):
             yield lease
-        finally:
-            stop.set()
-            keeper.join()
-            if not lease.lost:
-                lease.expires_at = 0.0  # released: anyone may take it at once
-                with contextlib.suppress(WriteConflict, StateError):
-                    self._put_lease(lesson_id, lease, {"IfMatch": state["etag"]})
 
     def _acquire(self, lesson_id: str, wait: float) -> tuple[Lease, str]:
         deadline = time.monotonic() + wait

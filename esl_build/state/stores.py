@@ -122,6 +122,33 @@ class ManifestStore(Protocol):
         ...
 
 
+@contextlib.contextmanager
+def kept_alive(lease: Lease, ttl: float, renew: Callable[[], None],
+               release: Callable[[], None]) -> Iterator[Lease]:
+    """Hold an acquired ``lease``: ``renew`` runs every third of ``ttl`` in a background
+    thread until the block ends or the lease is lost (``StateError``s are retried at the next
+    tick), then ``release`` runs once (unless the lease was lost; its ``StateError`` is
+    ignored: an unreleased lease simply expires)."""
+    stop = threading.Event()
+
+    def keep() -> None:
+        while not stop.wait(ttl / 3) and not lease.lost:
+            with contextlib.suppress(StateError):
+                renew()
+
+    lease.renew = renew
+    keeper = threading.Thread(target=keep, name=f"lease {lease.lesson_id}", daemon=True)
+    keeper.start()
+    try:
+        yield lease
+    finally:
+        stop.set()
+        keeper.join()
+        if not lease.lost:
+            with contextlib.suppress(StateError):
+                release()
+
+
 def update_manifest(store: ManifestStore, lesson_id: str, change: Change,
                     new: Callable[[], mf.Manifest]) -> tuple[mf.Manifest, bool]:
     """Read, change, write-if-unchanged; on a conflict re-read and re-apply ``change``.
