@@ -11,16 +11,18 @@ import pytest
 from esl_build.errors import ManifestCorrupt
 from esl_build.state import manifest as mf
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "anchor-fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "lessons"
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "esl_build" / "schemas"
                      / "manifest.schema.json").read_text())
 
 
-@pytest.mark.parametrize("name", ["first.manifest.json", "bad.manifest.json"])
+@pytest.mark.parametrize("name", ["four-speakers.manifest.json",
+                                  "empty-frontmatter.manifest.json"])
 def test_predecessor_manifests_are_adopted_with_their_page(name):
     old = json.loads((FIXTURES / name).read_text())
-    doc = mf.loads((FIXTURES / name).read_bytes(), where=name, lesson_id="first",
-                   source="lessons/first.md")
+    assert old["schemaVersion"] == 1
+    doc = mf.loads((FIXTURES / name).read_bytes(), where=name, lesson_id="four-speakers",
+                   source="lessons/four-speakers.md")
     assert doc["schemaVersion"] == mf.SCHEMA_VERSION
     assert doc["remote"]["import/notion"] == {"pageId": old["pageId"], "url": old["pageUrl"]}
     assert doc["stages"] == {}  # no fingerprints were kept: every stage runs once, in place
