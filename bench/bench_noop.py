@@ -41,6 +41,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.rows import Row as RowOut
+from bench.rows import ratio_row
+
 REPO = Path(__file__).resolve().parent.parent
 FALLBACK_TEMPLATE = REPO / "tests" / "fixtures" / "lessons" / "mixed-speaker-forms.md"
 RAN = re.compile(r"^\.  ", re.MULTILINE)       # doit's "task ran" line
@@ -421,6 +424,26 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nbench total: {time.perf_counter() - started:.0f}s")
     return 0
+
+
+def measure(quick: bool) -> list[RowOut]:
+    """Rows for ``python -m bench``: the no-op rebuild beside the stock-doit graph."""
+    sizes = (10, 100) if quick else (10, 100, 1000)
+    template = template_lesson().read_text(encoding="utf-8")
+    workdir = Path(tempfile.mkdtemp(prefix="esl-bench-noop-"))
+    try:
+        rows = [bench_size(n, template, 2 if quick else 3, 2, workdir) for n in sizes]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    out = []
+    for r in rows:
+        row = ratio_row("noop", f"no-op rebuild, {r.n} lessons (best of runs)", r.ours.best,
+                        r.stock.best, "s", max_ratio=TARGET_RATIO, reference_label="stock doit")
+        if not (r.ours.ok and r.stock.ok):
+            row = RowOut(row.suite, row.figure + " — NOT A NO-OP", row.value, row.reference,
+                         row.unit, row.target, False, row.reference_label)
+        out.append(row)
+    return out
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ The public API (loaded on first use, so importing one module stays cheap):
   ``LeaseHeld``, and ``Problem``
 """
 
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -28,7 +29,8 @@ _HOMES = {
 __all__ = sorted([*_HOMES, "__version__"])
 
 
-def lazy_exports(package: str, homes: dict[str, str], namespace: dict[str, Any]):
+def lazy_exports(package: str, homes: dict[str, str], namespace: dict[str, Any]
+                 ) -> Callable[[str], Any]:
     """A module ``__getattr__`` that imports each public name from its home module on first
     use (PEP 562), so importing a package does not import everything it offers."""
 

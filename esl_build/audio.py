@@ -100,7 +100,7 @@ def write_mp3(path: str | os.PathLike[str], mp3_bytes: bytes, *, title: str | No
 
 def mp3_seconds(path: str | os.PathLike[str]) -> float:
     """The playing time of the MP3 at ``path``, as mutagen reads it."""
-    return float(MP3(path).info.length)
+    return float(MP3(path).info.length)  # type: ignore[no-untyped-call, attr-defined]
 
 
 def _tagged(mp3_bytes: bytes, texts: dict[type, str | None]) -> bytes:
@@ -109,9 +109,9 @@ def _tagged(mp3_bytes: bytes, texts: dict[type, str | None]) -> bytes:
     frames = [frame(encoding=_UTF8, text=[text]) for frame, text in texts.items() if text]
     if not frames:
         return mp3_bytes
-    tags = ID3()
+    tags = ID3()  # type: ignore[no-untyped-call]
     for frame in frames:
-        tags.add(frame)
+        tags.add(frame)  # type: ignore[no-untyped-call]
     buffer = io.BytesIO(mp3_bytes)
     tags.save(buffer, v2_version=3)
     return buffer.getvalue()

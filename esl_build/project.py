@@ -11,10 +11,11 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from esl_build import __version__
 from esl_build.config import Config, load_config
-from esl_build.errors import EslBuildError, LessonInvalid
+from esl_build.errors import EslBuildError, LessonInvalid, Problem
 from esl_build.files import shown
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
@@ -40,14 +41,14 @@ class Project:
         self.settings = settings
         self.store = FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
                                        root=settings.root)
-        self._injected = {"publisher": publisher, "voice": voice, "storage": storage}
+        self._publisher, self._voice, self._storage = publisher, voice, storage
         self._config = config
         self.root = str(settings.root)
-        self.status_cache: dict[str, tuple[object, dict]] = {}  # see stages.statuses
+        self.status_cache: dict[str, tuple[object, dict[str, Any]]] = {}  # see stages.statuses
         self._lessons_prefix = settings.relative(settings.lessons_dir)
         self._lesson_ids: list[str] | None = None
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
-        self._lessons: dict[tuple[str, str], tuple[Lesson | None, list]] = {}
+        self._lessons: dict[tuple[str, str], tuple[Lesson | None, list[Problem]]] = {}
         self._lock = threading.RLock()
 
     # -- the process-wide project used by dodo.py, the doit backend and the actions --------
@@ -77,17 +78,17 @@ class Project:
     @cached_property
     def publisher(self) -> Publisher:
         from esl_build.services.factory import publisher_from
-        return self._injected["publisher"] or publisher_from(self.settings)
+        return self._publisher or publisher_from(self.settings)
 
     @cached_property
     def voice(self) -> Voice:
         from esl_build.services.factory import voice_from
-        return self._injected["voice"] or voice_from(self.settings)
+        return self._voice or voice_from(self.settings)
 
     @cached_property
     def storage(self) -> Storage:
         from esl_build.services.factory import storage_from
-        return self._injected["storage"] or storage_from(self.settings)
+        return self._storage or storage_from(self.settings)
 
     @cached_property
     def checked(self) -> CheckedCache:
@@ -168,7 +169,7 @@ class Project:
         self._sources[lesson_id] = (key, data, digest)
         return data, digest
 
-    def parse(self, lesson_id: str) -> tuple[Lesson | None, list]:
+    def parse(self, lesson_id: str) -> tuple[Lesson | None, list[Problem]]:
         """Parse the lesson (cached per content): the Lesson and every problem found."""
         from esl_build.lesson import parse_lesson
 
@@ -179,7 +180,6 @@ class Project:
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    from esl_build.errors import Problem
                     line = data[: exc.start].count(b"\n") + 1
                     self._lessons[key] = (None, [Problem(
                         self.display_path(lesson_id), line, "error",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -179,7 +179,8 @@ class Settings:
         return settings.with_(**flags) if flags else settings
 
 
-def _choose(name: str, get, allowed: tuple[str, ...], default: str) -> str:
+def _choose(name: str, get: Callable[[str], str | None], allowed: tuple[str, ...],
+            default: str) -> str:
     value = (get(name) or default).lower()
     if value not in allowed:
         raise ConfigInvalid(f"{name}={value!r} is not one of: {', '.join(allowed)}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from esl_build.lesson.model import RichText, Span
 
@@ -32,7 +33,7 @@ class _Delim:
 
 # A token is a str (literal text), a _Delim, or a tuple:
 # ("code", text) | ("link", tokens, url).
-_Token = object
+_Token = str | _Delim | tuple[Any, ...]
 
 
 def parse_inline(text: str) -> RichText:

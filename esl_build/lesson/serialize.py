@@ -18,7 +18,8 @@ SCHEMA_VERSION = 1
 def lesson_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``lesson.json``, shipped in ``esl_build/schemas``."""
     text = resources.files("esl_build").joinpath("schemas/lesson.schema.json").read_text("utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def lesson_to_json(lesson: Lesson) -> dict[str, Any]:

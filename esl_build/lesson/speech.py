@@ -9,6 +9,7 @@ must be followed by whitespace or the end of the line, so ``At 10:30 we met`` ha
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from esl_build.errors import Problem
 from esl_build.lesson.blocks import StudyTextSource
@@ -91,7 +92,7 @@ def build_study_text(source: StudyTextSource, frontmatter: Frontmatter, path: st
         if spoken:
             segments.append(Segment(speaker, spoken, rest, no))
     distinct = {segment.speaker for segment in segments if segment.speaker is not None}
-    kind = "dialogue" if len(distinct) >= 2 else "monologue"
+    kind: Literal["dialogue", "monologue"] = "dialogue" if len(distinct) >= 2 else "monologue"
     study = StudyText(source.line, source.label, kind, tuple(segments))
     if not segments:
         problems.append(Problem(path, source.line, "error", "the study text is empty; write the "

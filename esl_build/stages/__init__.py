@@ -165,8 +165,8 @@ def _durable(project: Project, stage: str, lesson_id: str, record: dict[str, Any
     """The stage's own check if it has one, else its service's check of the outputs."""
     check = getattr(MODULES[stage], "durable", None)
     if check:
-        return check(project, lesson_id, record, manifest)
-    return getattr(project, SERVICE_OF[stage]).durable(record.get("outputs", {}))
+        return bool(check(project, lesson_id, record, manifest))
+    return bool(getattr(project, SERVICE_OF[stage]).durable(record.get("outputs", {})))
 
 
 def _watched(project: Project, stage: str, lesson_id: str, record: dict[str, Any],
@@ -174,8 +174,8 @@ def _watched(project: Project, stage: str, lesson_id: str, record: dict[str, Any
     """The local files the stage's durability check reads."""
     files = getattr(MODULES[stage], "watched", None)
     if files:
-        return files(project, lesson_id, record, manifest)
-    return getattr(project, SERVICE_OF[stage]).watched(record.get("outputs", {}))
+        return tuple(files(project, lesson_id, record, manifest))
+    return tuple(getattr(project, SERVICE_OF[stage]).watched(record.get("outputs", {})))
 
 
 def _is_remote(project: Project, stage: str) -> bool:

@@ -76,7 +76,7 @@ class Waiting(Exception):
     """A plan can't be made yet: an upstream stage has not produced its record."""
 
 
-class ManifestView(dict):
+class ManifestView(dict[str, Any]):
     """A lesson's manifest as read for one round of checks, with a memo for values derived
     from it (so the five stages of a lesson share one computation of each)."""
 

@@ -25,13 +25,14 @@ PARSER_VERSION = 1  # bump when the same Markdown parses to a different tree
 
 def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:
     memo = getattr(manifest, "memo", {})
-    if "validatePlan" in memo:
-        return memo["validatePlan"]
-    _, digest = project.source(lesson_id)
-    memo["validatePlan"] = Plan("validate", lesson_id, "esl-build",
-                                {"source": "sha256:" + digest, "parser": PARSER_VERSION,
-                                 "strict": project.settings.strict})
-    return memo["validatePlan"]
+    cached: Plan | None = memo.get("validatePlan")
+    if cached is None:
+        _, digest = project.source(lesson_id)
+        cached = memo["validatePlan"] = Plan(
+            "validate", lesson_id, "esl-build",
+            {"source": "sha256:" + digest, "parser": PARSER_VERSION,
+             "strict": project.settings.strict})
+    return cached
 
 
 def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
@@ -59,14 +60,16 @@ def current(project: Project, lesson_id: str, manifest: dict[str, Any]) -> dict[
     """The validate outputs for the lesson as it is now: the record when it is current,
     else computed in memory (``LessonInvalid`` when the lesson has errors)."""
     memo = getattr(manifest, "memo", {})
-    if "validated" not in memo:
+    validated: dict[str, Any] | None = memo.get("validated")
+    if validated is None:
         record = record_of(manifest, "validate")
-        if plan(project, lesson_id, manifest).matches(record):
-            memo["validated"] = record["outputs"]
+        if record is not None and plan(project, lesson_id, manifest).matches(record):
+            validated = record["outputs"]
         else:
             lesson = project.lesson(lesson_id)
-            memo["validated"] = {**summary(lesson), **digests(lesson)}
-    return memo["validated"]
+            validated = {**summary(lesson), **digests(lesson)}
+        memo["validated"] = validated
+    return validated
 
 
 def lesson_json_path(project: Project, lesson_id: str) -> Path:
