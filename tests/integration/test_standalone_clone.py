@@ -33,7 +33,7 @@ def tracked_files() -> list[str]:
     return [name for name in listed.stdout.decode().split("\0") if name]
 
 
-def test_the_readme_command_is_read_from_its_first_bash_block():
+def test_the_readme_command_is_read_from_its_first_bash_block() -> None:
     readme = ("# x\n\n```bash\nmake build   # build\n\nmake test  # the tests\n```\n"
               "```bash\nno\n```\n")
     assert readme_test_command(readme) == "make test"
@@ -44,7 +44,7 @@ def test_the_readme_command_is_read_from_its_first_bash_block():
 @pytest.mark.skipif(bool(os.environ.get(INNER)), reason="this is the inner run of this test")
 @pytest.mark.skipif(not (ROOT / ".git").exists() or shutil.which("git") is None,
                     reason="not a git checkout: no tracked files to copy")
-def test_a_copy_of_the_tracked_files_passes_the_readme_test_command(tmp_path):
+def test_a_copy_of_the_tracked_files_passes_the_readme_test_command(tmp_path: Path) -> None:
     command = readme_test_command((ROOT / "README.md").read_text("utf-8"))
     # Installing into whatever python3 is would change the caller's environment.
     assert "-m venv" in command, f"the README's test command installs outside a venv: {command}"
