@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def test_predecessor_manifests_are_adopted_with_their_page(name):
     assert doc["stages"] == {}  # no fingerprints were kept: every stage runs once, in place
     assert doc["migratedFrom"]["mdHash"] == old["mdHash"]
     jsonschema.validate(doc, SCHEMA)
+
+
+@pytest.mark.parametrize("name", ["four-speakers", "empty-frontmatter"])
+def test_a_predecessor_fixture_manifest_hashes_its_lesson_as_the_predecessor_did(name):
+    old = json.loads((FIXTURES / f"{name}.manifest.json").read_text())
+    assert old["mdHash"] == hashlib.sha256((FIXTURES / f"{name}.md").read_bytes()).hexdigest()
 
 
 def test_a_record_round_trips_and_keeps_remote_identities_when_forgotten():
