@@ -40,7 +40,7 @@ def index_entries(project: Project) -> list[IndexEntry]:
             level=about.get("level", ""),
             topic=about.get("topic", ""),
             page_url=records["import"].get("outputs", {}).get("url"),
-            audio_url=records["upload"].get("outputs", {}).get("url") if linked else None,
+            audio_url=records["add-audio"].get("outputs", {}).get("src") if linked else None,
             stages={stage: ("done" if not state.stale else "stale" if records[stage] else
                             "missing") for stage, state in states.items()},
         ))

@@ -5,6 +5,11 @@
 deterministic: no timestamps and no absolute paths, so the same lesson, preset and template
 version always give the same bytes, and every write is atomic (temp file + ``os.replace``).
 
+The site can be shared on its own (copied, zipped, put on any static host): every link in it is
+relative, and audio whose URL is not http(s) (local storage) is copied into the site, to
+``<site_dir>/audio/<lesson id>/<sha256[:16]>.mp3``, by ``link_audio``. Audio at an http(s) URL
+(a real bucket) is linked as it is.
+
 The lesson audio lives in a marker region, ``<!--esl-build:audio-->…<!--/esl-build:audio-->``,
 placed just before the study text (or, on a page without study text, inserted after the title
 by the first ``link_audio``). ``link_audio`` rewrites only that region, so linking twice gives
@@ -27,7 +32,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -37,7 +42,7 @@ from urllib.parse import quote, urlsplit
 from markupsafe import Markup, escape
 
 from esl_build.errors import ConfigInvalid, PublishError
-from esl_build.files import atomic_write, shown
+from esl_build.files import atomic_write, relative_to, shown
 from esl_build.fingerprint import sha256_bytes
 from esl_build.lesson.model import Block, plain_text
 from esl_build.services.protocols import PageSpec
@@ -45,7 +50,7 @@ from esl_build.services.protocols import PageSpec
 if TYPE_CHECKING:
     import jinja2
 
-TEMPLATE_VERSION = 3
+TEMPLATE_VERSION = 4
 """Bump whenever the templates or this module change what a page looks like (fingerprints)."""
 
 AUDIO_BLOCK_ID = "esl-build-audio"
@@ -67,14 +72,16 @@ PALETTE: dict[str, tuple[str, str]] = {
 }
 _SAFE_SCHEMES = ("http", "https", "mailto")
 _LINKABLE_SCHEMES = ("http", "https", "file")
+_REMOTE_AUDIO = ("http", "https")  # linked as they are; any other audio is copied into the site
+_AUDIO_DIR = "audio"               # the site's folder of audio copies
 
 
 @dataclass(frozen=True)
 class IndexEntry:
     """One row of the site index. ``stages`` maps stage → "done" | "stale" | "failed" | "missing".
 
-    ``page_url`` and ``audio_url`` are what import and upload recorded: a path relative to the
-    project root, or an absolute URL.
+    ``page_url`` is what import recorded and ``audio_url`` what add-audio linked (its ``src``):
+    a path relative to the project root, or an absolute URL.
     """
 
     id: str
@@ -141,14 +148,15 @@ def _safe_url(url: str | None) -> str:
 
 
 def _href(target: str, from_dir: str) -> str:
-    """A link to ``target`` from a page in ``from_dir`` (both relative to the project root).
+    """A link to ``target`` from a page in ``from_dir`` (both relative to the project root, or
+    both absolute when the site lies outside the project).
 
-    Absolute http(s)/file URLs are kept as they are; project paths become relative hrefs.
+    Absolute http(s)/file URLs are kept as they are; paths become relative hrefs.
     """
     scheme = urlsplit(target).scheme.lower()
     if scheme in _LINKABLE_SCHEMES:
         return target
-    if scheme or target.startswith("/"):
+    if scheme or target.startswith("/") != from_dir.startswith("/"):
         raise PublishError(f"cannot link {target!r}: expected an http(s) URL or a path "
                            "relative to the project root")
     return quote(posixpath.relpath(target, from_dir or "."))
@@ -272,13 +280,13 @@ class HtmlPublisher:
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
-        # Unchanged pages are not rewritten: their mtime stays put for servers and watchers.
+        # Unchanged files are not rewritten: their mtime stays put for servers and watchers.
         if path.is_file() and path.read_bytes() == data:
             return
         try:
             atomic_write(path, data)
         except OSError as exc:
-            raise PublishError(f"cannot write the page {path}: {exc.strerror}") from None
+            raise PublishError(f"cannot write {path}: {exc.strerror}") from None
 
     # -- audio ------------------------------------------------------------------------------
 
@@ -287,38 +295,103 @@ class HtmlPublisher:
         player = macros.audio_player  # type: ignore[attr-defined]
         return f"{AUDIO_START}{player(href, AUDIO_BLOCK_ID, url)}{AUDIO_END}"
 
-    def link_audio(self, page: dict[str, Any], audio_url: str,
-                   known: dict[str, Any] | None) -> dict[str, Any]:
+    def _lesson_of(self, page_url: str) -> str:
+        """The lesson id of a page of the site: ``build/site/b1/unit1.html`` → ``b1/unit1``."""
+        relative = self._site_relative(page_url)
+        if relative is None or not relative.endswith(".html"):
+            raise PublishError(f"page {page_url} is not a page of the site "
+                               f"{self._project_path(self.site_dir)}; run import again")
+        return relative.removesuffix(".html")
+
+    def _site_relative(self, path: str) -> str | None:
+        """``path`` (relative to the project root) relative to the site, or None when it does
+        not name a place inside the site (paths come from manifests: untrusted)."""
+        if ".." in path.replace("\\", "/").split("/"):
+            return None
+        relative = relative_to(os.path.join(self.project_root, path), self.site_dir)
+        return relative if relative not in (None, ".") else None
+
+    def _copy_audio(self, lesson_id: str, local_file: Callable[[], Path]) -> Path:
+        """Copy the lesson's MP3 into the site, named by its content; return the copy."""
+        try:
+            data = local_file().read_bytes()
+        except OSError as exc:
+            raise PublishError(f"cannot copy the audio of {lesson_id} into the site: "
+                               f"{exc.strerror}") from None
+        copy = self.site_dir.joinpath(_AUDIO_DIR, *lesson_id.split("/"),
+                                      f"{sha256_bytes(data)[:16]}.mp3")
+        self._write(copy, data)
+        return copy
+
+    def _prune_audio(self, lesson_id: str, keep: Path | None) -> None:
+        """Remove the lesson's audio copies other than ``keep``: the site holds what it plays.
+
+        Only files directly in the lesson's folder: ``audio/b1/`` holds lesson ``b1``'s copies,
+        ``audio/b1/unit1/`` those of ``b1/unit1``."""
+        folder = self.site_dir.joinpath(_AUDIO_DIR, *lesson_id.split("/"))
+        for old in folder.glob("*.mp3"):
+            if old != keep:
+                old.unlink(missing_ok=True)
+
+    def link_audio(self, page: dict[str, Any], audio_url: str, known: dict[str, Any] | None,
+                   *, local_file: Callable[[], Path] | None = None) -> dict[str, Any]:
         """Put the player for ``audio_url`` in the page's audio region, replacing any old one.
 
-        ``page`` is the import outputs. ``audio_url`` is an http(s) URL or a path relative to
-        the project root (local storage), linked relatively from the page. Returns
-        ``blockId``, ``url`` (``audio_url``), ``page`` (the page path) and ``sha256``.
+        ``page`` is the import outputs. An http(s) ``audio_url`` is linked as it is; any other
+        (local storage's path or ``file://`` URL) is copied into the site from ``local_file()``
+        (the lesson's MP3 on disk) as ``audio/<lesson id>/<sha256[:16]>.mp3`` and linked
+        relatively, so the site works wherever it is copied. Returns ``blockId``, ``url``
+        (``audio_url``), ``src`` (what the player plays: the copy's path relative to the
+        project root, or the URL), ``page`` (the page path) and ``sha256`` (of the page).
         """
         path = self.project_root / page["url"]
         if not path.is_file():
             raise PublishError(f"page {page['url']} of {page.get('pageId', '?')} is missing; "
                                "run import again before add-audio")
-        region = self._audio_region(_href(audio_url, posixpath.dirname(page["url"])), audio_url)
+        lesson_id = self._lesson_of(page["url"])
+        scheme = urlsplit(audio_url).scheme.lower()
+        copy = None
+        if scheme in _REMOTE_AUDIO:
+            src = audio_url
+        elif scheme not in ("", "file") or local_file is None:
+            raise PublishError(f"cannot link {audio_url!r} into {page['url']}: expected an "
+                               "http(s) URL, or local audio to copy into the site")
+        else:
+            copy = self._copy_audio(lesson_id, local_file)
+            src = self._project_path(copy)
+        region = self._audio_region(_href(src, posixpath.dirname(page["url"])), audio_url)
         text = _place_region(path.read_text(encoding="utf-8"), region)
         if region not in text:
             raise PublishError(f"page {page['url']} has neither an audio region nor a title "
                                "header; run import again")
         data = text.encode()
         self._write(path, data)
-        return {"blockId": AUDIO_BLOCK_ID, "url": audio_url, "page": page["url"],
+        self._prune_audio(lesson_id, copy)
+        return {"blockId": AUDIO_BLOCK_ID, "url": audio_url, "src": src, "page": page["url"],
                 "sha256": sha256_bytes(data)}
 
     # -- durability -------------------------------------------------------------------------
 
+    def _audio_copy(self, outputs: dict[str, Any]) -> str | None:
+        """The file of the audio copy named by add-audio outputs, or None for an http(s) URL."""
+        src = outputs.get("src")
+        if not isinstance(src, str) or urlsplit(src).scheme.lower() in _REMOTE_AUDIO:
+            return None
+        return os.path.join(self.project_root, src)
+
     def durable(self, outputs: dict[str, Any]) -> bool:
         """Import outputs: the page file exists. Add-audio outputs (with ``blockId``): the page
-        named by ``page`` exists and still holds the player for ``url``."""
+        named by ``page`` exists and still holds the player for ``url``, and the audio copy it
+        plays (``src``) is still in the site."""
         if "blockId" not in outputs:
             return os.path.isfile(os.path.join(self.project_root, outputs["url"]))
         page = outputs.get("page")
         page_url = page.get("url") if isinstance(page, dict) else page
-        if not page_url:
+        src = outputs.get("src")
+        if not page_url or not isinstance(src, str):
+            return False  # src: records made before audio was copied into the site
+        copy = self._audio_copy(outputs)
+        if copy is not None and not (self._site_relative(src) and os.path.isfile(copy)):
             return False
         try:
             with open(os.path.join(self.project_root, page_url), "rb") as page_file:
@@ -330,9 +403,12 @@ class HtmlPublisher:
         return f'data-audio-url="{escape(outputs["url"])}"'.encode() in region
 
     def watched(self, outputs: dict[str, Any]) -> tuple[str, ...]:
-        """The page file ``durable`` reads (for import or add-audio outputs)."""
+        """The files ``durable`` reads: the page (import or add-audio outputs) and the audio
+        copy (add-audio outputs)."""
         page = outputs.get("page") if "blockId" in outputs else outputs.get("url")
-        return (os.path.join(self.project_root, page),) if isinstance(page, str) else ()
+        files = (os.path.join(self.project_root, page),) if isinstance(page, str) else ()
+        copy = self._audio_copy(outputs) if "blockId" in outputs else None
+        return (*files, copy) if copy else files
 
     # -- index ------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ Outputs are plain JSON-able dicts: they go into the manifest as they are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,9 +58,13 @@ class Publisher(Protocol):
         Returns outputs with at least ``pageId`` and ``url``."""
         ...
 
-    def link_audio(self, page: dict[str, Any], audio_url: str,
-                   known: dict[str, Any] | None) -> dict[str, Any]:
-        """Put (or replace) our audio player on the page. Returns outputs with ``blockId``."""
+    def link_audio(self, page: dict[str, Any], audio_url: str, known: dict[str, Any] | None,
+                   *, local_file: Callable[[], Path] | None = None) -> dict[str, Any]:
+        """Put (or replace) our audio player on the page. Returns outputs with ``blockId``.
+
+        ``local_file()`` gives the lesson's MP3 on disk (fetching it back from storage if
+        need be), for a publisher that serves the audio itself: the html publisher copies
+        audio without an http(s) URL into its site. Others never call it."""
         ...
 
     def durable(self, outputs: dict[str, Any]) -> bool: ...

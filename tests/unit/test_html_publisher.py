@@ -303,18 +303,100 @@ def players(html: str) -> list[ET.Element]:
     return tree(html).findall(".//div[@id='esl-build-audio']")
 
 
-def test_link_audio_fills_the_region_with_a_relative_href(publisher, project):
+MP3 = b"ID3 not really an mp3, but bytes to copy"
+
+
+def mp3(project: Path, data: bytes = MP3):
+    """A ``local_file`` for link_audio: writes the lesson's MP3 and returns its path."""
+    def local_file() -> Path:
+        path = project / "build" / "mp3" / f"{sha256_bytes(data)}.mp3"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+    return local_file
+
+
+def copy_of(data: bytes, lesson_id: str) -> str:
+    return f"build/site/audio/{lesson_id}/{sha256_bytes(data)[:16]}.mp3"
+
+
+def test_local_audio_is_copied_into_the_site_and_linked_relatively(publisher, project):
     page = publisher.publish(PageSpec(lesson(STUDY, lesson_id="b1/unit1")), None)
-    outputs = publisher.link_audio(page, "build/audio/b1/unit1.mp3", None)
+    outputs = publisher.link_audio(page, "build/bucket/audio/b1/unit1/x.mp3", None,
+                                   local_file=mp3(project))
     html = (project / page["url"]).read_text()
     [player] = players(html)
-    assert player.find("audio").get("src") == "../../audio/b1/unit1.mp3"
+    href = f"../audio/b1/unit1/{sha256_bytes(MP3)[:16]}.mp3"
+    assert player.find("audio").get("src") == href
     assert player.find("audio").get("preload") == "none"
-    assert player.find("a").get("href") == "../../audio/b1/unit1.mp3"
+    assert player.find("a").get("href") == href
+    assert (project / "build/site/b1" / href).read_bytes() == MP3
     assert html.index(AUDIO_END) < html.index('<details open class="study-text">')
-    assert outputs == {"blockId": "esl-build-audio", "url": "build/audio/b1/unit1.mp3",
-                       "page": "build/site/b1/unit1.html", "sha256": sha256_bytes(html.encode())}
+    assert outputs == {"blockId": "esl-build-audio", "url": "build/bucket/audio/b1/unit1/x.mp3",
+                       "src": copy_of(MP3, "b1/unit1"), "page": "build/site/b1/unit1.html",
+                       "sha256": sha256_bytes(html.encode())}
     assert publisher.durable(outputs)
+    assert publisher.watched(outputs) == (str(project / page["url"]),
+                                          str(project / copy_of(MP3, "b1/unit1")))
+
+
+def test_a_file_url_is_copied_too_and_relinking_writes_nothing(publisher, project):
+    page = publisher.publish(PageSpec(lesson(STUDY)), None)
+    url = (project.parent / "bucket" / "a.mp3").as_uri()
+    first = publisher.link_audio(page, url, None, local_file=mp3(project))
+    copy, html = project / first["src"], project / page["url"]
+    stamps = copy.stat().st_mtime_ns, html.stat().st_mtime_ns
+    assert publisher.link_audio(page, url, first, local_file=mp3(project)) == first
+    assert (copy.stat().st_mtime_ns, html.stat().st_mtime_ns) == stamps
+
+
+def test_new_audio_replaces_the_old_copy_and_a_remote_url_removes_it(publisher, project):
+    page = publisher.publish(PageSpec(lesson(STUDY)), None)
+    old = publisher.link_audio(page, "build/bucket/1.mp3", None, local_file=mp3(project))
+    new = publisher.link_audio(page, "build/bucket/2.mp3", old, local_file=mp3(project, b"v2"))
+    assert sorted(p.name for p in (project / "build/site/audio/unit1").iterdir()) == [
+        Path(new["src"]).name]
+    assert not publisher.durable(old) and publisher.durable(new)
+    remote = publisher.link_audio(page, "https://cdn.example/a.mp3", new)
+    assert list((project / "build/site/audio/unit1").iterdir()) == []
+    assert remote["src"] == "https://cdn.example/a.mp3" and publisher.durable(remote)
+    assert publisher.watched(remote) == (str(project / page["url"]),)
+
+
+def test_one_lessons_copies_never_touch_a_nested_lessons(publisher, project):
+    outer = publisher.publish(PageSpec(lesson(STUDY, lesson_id="b1")), None)
+    inner = publisher.publish(PageSpec(lesson(STUDY, lesson_id="b1/unit1")), None)
+    kept = publisher.link_audio(inner, "build/bucket/i.mp3", None, local_file=mp3(project))
+    publisher.link_audio(outer, "build/bucket/o.mp3", None, local_file=mp3(project, b"o"))
+    publisher.link_audio(outer, "build/bucket/o2.mp3", None, local_file=mp3(project, b"o2"))
+    assert publisher.durable(kept)
+    assert [p.name for p in (project / "build/site/audio/b1").glob("*.mp3")] == [
+        Path(copy_of(b"o2", "b1")).name]
+
+
+def test_a_deleted_copy_or_a_record_without_one_is_not_durable(publisher, project):
+    page = publisher.publish(PageSpec(lesson(STUDY)), None)
+    linked = publisher.link_audio(page, "build/bucket/a.mp3", None, local_file=mp3(project))
+    (project / linked["src"]).unlink()
+    assert not publisher.durable(linked)
+    assert not publisher.durable({k: v for k, v in linked.items() if k != "src"})
+    outside = {**linked, "src": "build/site/../bucket/a.mp3"}
+    (project / "build/bucket").mkdir(parents=True)
+    (project / "build/bucket/a.mp3").write_bytes(MP3)
+    assert not publisher.durable(outside)
+
+
+def test_local_audio_without_a_local_file_is_refused(publisher, project):
+    page = publisher.publish(PageSpec(lesson(STUDY)), None)
+    with pytest.raises(PublishError, match="copy into the site"):
+        publisher.link_audio(page, "build/bucket/a.mp3", None)
+
+
+def test_a_page_outside_the_site_gets_no_audio(publisher, project):
+    (project / "elsewhere.html").write_text("<header></header>")
+    with pytest.raises(PublishError, match="not a page of the site"):
+        publisher.link_audio({"pageId": "html:x", "url": "elsewhere.html"},
+                             "https://cdn.example/a.mp3", None)
 
 
 def test_link_audio_is_idempotent_and_replaces_the_old_player(publisher, project):
@@ -353,10 +435,10 @@ def test_a_page_rendered_from_scratch_has_no_player(publisher, project):
 
 def test_link_audio_without_study_text_goes_after_the_title(publisher, project):
     page = publisher.publish(PageSpec(lesson(para("no study text"))), None)
-    publisher.link_audio(page, "build/audio/unit1.mp3", None)
-    publisher.link_audio(page, "build/audio/unit1-v2.mp3", None)
+    publisher.link_audio(page, "https://cdn.example/a.mp3", None)
+    publisher.link_audio(page, "https://cdn.example/b.mp3", None)
     html = (project / page["url"]).read_text()
-    assert [p.find("audio").get("src") for p in players(html)] == ["../audio/unit1-v2.mp3"]
+    assert [p.find("audio").get("src") for p in players(html)] == ["https://cdn.example/b.mp3"]
     assert html.index("</header>") < html.index(AUDIO_START) < html.index("no study text")
 
 
@@ -384,7 +466,7 @@ def entry(lesson_id: str, **fields) -> IndexEntry:
 def test_index_lists_lessons_by_id_with_statuses_and_audio(publisher, project):
     stages = {"validate": "done", "import": "done", "tts": "stale", "upload": "failed"}
     publisher.refresh_index([
-        entry("b1/unit2", stages=stages, audio_url="build/audio/b1/unit2.mp3"),
+        entry("b1/unit2", stages=stages, audio_url="build/site/audio/b1/unit2/0123.mp3"),
         entry("a2/unit1", page_url=None, title="<i>Draft</i>"),
     ])
     html = (project / "build/site/index.html").read_text()
@@ -394,7 +476,7 @@ def test_index_lists_lessons_by_id_with_statuses_and_audio(publisher, project):
     assert rows[1].find("td/a").get("href") == "b1/unit2.html"
     statuses = [td.text for td in rows[1].findall("td")[5:10]]
     assert statuses == ["✓", "✓", "stale", "failed", "–"]
-    assert rows[1].find(".//audio").get("src") == "../audio/b1/unit2.mp3"
+    assert rows[1].find(".//audio").get("src") == "audio/b1/unit2/0123.mp3"
 
 
 def test_index_is_deterministic_and_rejects_unknown_statuses(publisher, project):
