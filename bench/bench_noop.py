@@ -46,7 +46,7 @@ from bench.rows import ratio_row
 
 REPO = Path(__file__).resolve().parent.parent
 FALLBACK_TEMPLATE = REPO / "tests" / "fixtures" / "lessons" / "mixed-speaker-forms.md"
-RAN = re.compile(r"^\.  ", re.MULTILINE)       # doit's "task ran" line
+RAN = re.compile(r"^(?:\.  |\[\d+/\d+\] )(\S+)", re.MULTILINE)  # "task ran" (doit's, ours)
 FAILED = re.compile(r"^(F|E)  ", re.MULTILINE)   # doit's "task failed / errored" lines
 TARGET_RATIO = 1.5
 TARGET_SECONDS = 1.0
@@ -229,7 +229,7 @@ def time_noop(cwd: Path, cmd: list[str], repeat: int, label: str) -> Timing:
     for attempt in range(1, repeat + 1):
         seconds, proc = run(cmd, cwd)
         timing.runs.append(seconds)
-        ran = [line[3:].strip() for line in proc.stdout.splitlines() if RAN.match(line)]
+        ran = RAN.findall(proc.stdout)
         if proc.returncode != 0 or ran:
             timing.ok = False
             shown = ", ".join(ran[:8]) + (f", ... ({len(ran)} in all)" if len(ran) > 8 else "")

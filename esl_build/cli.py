@@ -3,7 +3,7 @@
 ::
 
     esl-build validate PATH... [--strict] [--json]   check lessons, print path:line: messages
-    esl-build build [DOIT ARGS...]                   run the build graph (same as `doit`)
+    esl-build build [COMMAND] [ARGS...]              run the build graph (same as `doit`)
     esl-build plan [ID...] [--json]                  stale stages, why, and what they'd cost
     esl-build status [ID...] [--json]                what each manifest records
     esl-build rerun ID --steps tts,upload,add-audio  force stages without re-running upstream
@@ -20,6 +20,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from esl_build.errors import ConfigInvalid, EslBuildError
 from esl_build.project import Project
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         from esl_build.lesson.cli import run_validate
         return run_validate(argv[1:])
     if argv and argv[0] == "build":
+        if argv[1:] in (["--help"], ["-h"], ["help"]):
+            print(BUILD_HELP, end="")
+            return 0
         return run_doit(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
@@ -39,12 +43,40 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.handler(args)
+        return int(args.handler(args))
     except EslBuildError as error:
         print(f"esl-build: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+BUILD_HELP = """\
+usage: esl-build build [COMMAND] [OPTIONS] [TASK...]
+
+Build the lessons of the repository in the current folder, as `doit` does with the dodo.py
+that `esl-build init` writes (no dodo.py needed). Tasks: validate, import, tts, upload,
+add-audio (each also as STAGE:LESSON-ID, e.g. tts:b1/unit1) and index.
+
+commands (default: run):
+  run [TASK...]          build what is stale: every lesson, or the tasks named and what
+                         they need
+  list [--all]           the tasks (--all: one per lesson and stage)
+  info TASK              why the task is stale (or that it is up to date)
+  forget TASK...         make those stages run again; their page and object ids are kept
+  help COMMAND           doit's full help of a command
+
+options of run:
+  -n N -P thread|process run N tasks at once, in threads or processes
+  --no-continue          stop at the first failure (default: a failed lesson stops only
+                         itself; every other lesson is built)
+  --reporter NAME        esl-build (default): what ran, with a progress count, failures,
+                         new voices and a summary; console: doit's own lines (".  task"
+                         ran, "-- task" up to date), for scripts
+
+`doit -a` forces nothing (each stage checks its record): use `esl-build rerun` or forget.
+exit codes: 0 success, 1 a lesson or stage failed, 2 bad usage or configuration
+"""
 
 
 def run_doit(args: list[str]) -> int:
@@ -53,7 +85,10 @@ def run_doit(args: list[str]) -> int:
     from doit.doit_cmd import DoitMain
 
     from esl_build import tasks
-    return DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args)
+    try:
+        return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args))
+    except SystemExit as stop:  # a bad configuration, found while loading the tasks
+        return stop.code if isinstance(stop.code, int) else 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("validate", help="check lessons (see esl-build validate --help)")
-    sub.add_parser("build", help="run the build graph; arguments go to doit")
+    sub.add_parser("build", help="run the build graph (see esl-build build --help)")
 
     plan = sub.add_parser("plan", help="list stale stages with the reason and estimated cost")
     plan.add_argument("ids", nargs="*", metavar="ID", help="lesson ids (default: all)")
@@ -131,15 +166,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, status
 
     project = Project.current()
-    report = []
+    report: list[dict[str, Any]] = []
+    failures = project.failures.read()
     for lesson_id in _ids(project, args.ids):
-        stages = {}
+        stages: dict[str, dict[str, Any]] = {}
         manifest = project.store.read(lesson_id) or {}
+        failed = failures.get(lesson_id) or {}
         for stage in STAGES:
             current = status(project, stage, lesson_id)
             record = (manifest.get("stages") or {}).get(stage) or {}
-            stages[stage] = {"state": "stale" if current.stale else "done",
-                             "reason": current.reason, "backend": record.get("backend"),
+            state = ("done" if not current.stale else "failed" if stage in failed
+                     else "stale")
+            reason = failed[stage]["message"] if state == "failed" else current.reason
+            stages[stage] = {"state": state, "reason": reason, "backend": record.get("backend"),
                              "finishedAt": record.get("finishedAt"),
                              "outputs": record.get("outputs", {})}
         report.append({"lesson": lesson_id, "manifest": project.store.location(lesson_id),
@@ -152,7 +191,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         for stage, info in entry["stages"].items():
             outputs = info["outputs"]
             where = outputs.get("url") or outputs.get("mp3") or outputs.get("lessonJson") or ""
-            state = "✓" if info["state"] == "done" else f"stale: {info['reason']}"
+            state = "✓" if info["state"] == "done" else f"{info['state']}: {info['reason']}"
+            state = state.replace("\n", "\n" + " " * 13)  # a failure's further problems
             print(f"  {stage:<10} {state}  {where}".rstrip())
     return 0
 

@@ -16,6 +16,7 @@ from typing import Any
 from esl_build import __version__
 from esl_build.config import Config, load_config
 from esl_build.errors import EslBuildError, LessonInvalid, Problem
+from esl_build.failures import FailureLog
 from esl_build.files import shown
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
@@ -99,6 +100,21 @@ class Project:
         except EslBuildError:
             key = None
         return CheckedCache(self.settings.build_dir / ".cache" / "checked.json", key, self.root)
+
+    @cached_property
+    def failures(self) -> FailureLog:
+        """The stages that failed, by lesson (kept outside the manifests)."""
+        return FailureLog(self.settings.build_dir / ".cache" / "failures.json",
+                          self.settings.build_dir / ".locks" / "failures.lock")
+
+    def check_setup(self) -> None:
+        """Raise ``ConfigInvalid`` now for a bad setting, service or config file, rather than
+        in every lesson's stages. The config files are trusted without reading them when
+        lessons were verified against exactly these files (the cache of verified lessons)."""
+        for service in ("publisher", "voice", "storage"):
+            getattr(self, service)
+        if not self.checked.vouches():
+            _ = self.config
 
     def new_run(self) -> None:
         """Forget what this process concluded about the files (a long-lived process calls

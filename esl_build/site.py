@@ -27,8 +27,10 @@ def index_entries(project: Project) -> list[IndexEntry]:
     from esl_build.services.html import IndexEntry
 
     entries = []
+    failures = project.failures.read()
     for lesson_id in project.lesson_ids():
         states = statuses(project, lesson_id)
+        failed = failures.get(lesson_id) or {}
         manifest = project.store.read(lesson_id) or {}
         records = {stage: record_of(manifest, stage) or {} for stage in states}
         about = records["validate"].get("outputs", {})
@@ -41,8 +43,11 @@ def index_entries(project: Project) -> list[IndexEntry]:
             topic=about.get("topic", ""),
             page_url=records["import"].get("outputs", {}).get("url"),
             audio_url=records["add-audio"].get("outputs", {}).get("src") if linked else None,
-            stages={stage: ("done" if not state.stale else "stale" if records[stage] else
-                            "missing") for stage, state in states.items()},
+            stages={stage: ("done" if not state.stale else "failed" if stage in failed
+                            else "stale" if records[stage] else "missing")
+                    for stage, state in states.items()},
+            failure=next((f"{stage}: {failed[stage].get('message', '')}" for stage in states
+                          if stage in failed and states[stage].stale), ""),
         ))
     return entries
 
@@ -54,7 +59,7 @@ def _fingerprint_file(project: Project) -> Path:
 def _entries_fingerprint(project: Project, entries: list[IndexEntry]) -> str:
     return fingerprint({"publisher": project.publisher.settings,
                         "entries": [[e.id, e.title, e.student, e.level, e.topic, e.page_url,
-                                     e.audio_url, dict(e.stages)] for e in entries]})
+                                     e.audio_url, dict(e.stages), e.failure] for e in entries]})
 
 
 def write_index() -> TaskFailed | None:

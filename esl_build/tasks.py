@@ -6,26 +6,38 @@ For every lesson ``<id>``: ``validate:<id>`` → ``import:<id>`` and ``tts:<id>`
 ``file_dep``/``targets``: each one's ``uptodate`` compares the stage's plan with its record in
 the lesson manifest, so staleness is by content, the manifest is the database, and
 ``doit info TASK`` prints why a task is stale.
+
+``DOIT_CONFIG`` makes esl-build's reporter the default (``--reporter console`` gives doit's
+own lines) and continues past failures (``--no-continue`` stops at the first): a stage that
+fails stops only its lesson's later stages, and the run exits with 1.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from doit.exceptions import TaskFailed
+from doit.exceptions import TaskError, TaskFailed
 
-from esl_build.errors import EslBuildError
+from esl_build.errors import ConfigInvalid, EslBuildError
 from esl_build.project import Project
 from esl_build.reporter import BuildReporter
 from esl_build.stages import STAGES, UPSTREAM
 from esl_build.state.doit_backend import doit_project
+
+if TYPE_CHECKING:
+    from esl_build.stages import Status
 
 DOIT_CONFIG = {
     "backend": "manifest",     # esl_build.state.doit_backend.ManifestBackend (entry point)
     "dep_file": "lessons",     # unused by the manifest backend: no .doit.db is written
     "reporter": BuildReporter,
     "default_tasks": [*STAGES, "index"],
+    # A broken lesson stops only itself: the other lessons are built (`--no-continue` stops
+    # at the first failure).
+    "continue": True,
 }
 
 STAGE_DOCS = {
@@ -41,12 +53,15 @@ STAGE_DOCS = {
 class RecordMatches:
     """doit ``uptodate`` check: the stage's record matches its plan and its output exists.
 
-    doit calls it right before the task would run (after upstream tasks ran), and
-    ``doit info`` prints its ``repr``, which carries the reason."""
+    doit calls it right before the task would run (after upstream tasks ran). ``doit info``
+    prints it when the task is stale: "tts:unit1 is stale: the study text changed (lines
+    12, 14)". ``status`` is what the check found (the reporter reads the previous record
+    from it)."""
 
     stage: str
     lesson_id: str
     why: str = field(default="not checked yet", compare=False)
+    status: Status | None = field(default=None, compare=False, repr=False)
 
     # doit inspects each check's signature to decide what to pass; a ready-made one saves
     # that work on every task (and asks doit for no saved values: staleness never uses them).
@@ -56,26 +71,93 @@ class RecordMatches:
     def __call__(self, task: object) -> bool:
         from esl_build.stages import statuses
         try:
-            self.why = statuses(Project.current(), self.lesson_id)[self.stage].reason
+            self.status = statuses(Project.current(), self.lesson_id)[self.stage]
+            self.why = self.status.reason
         except EslBuildError as error:  # e.g. a corrupt manifest: the action reports it
             self.why = f"cannot check: {error}"
         return not self.why
 
-    def __repr__(self) -> str:
-        return f"{self.stage}:{self.lesson_id}: {self.why or 'up to date'}"
+    def __str__(self) -> str:
+        name = f"{self.stage}:{self.lesson_id}"
+        if not self.why:
+            return f"{name} is up to date: {UP_TO_DATE[self.stage]}"
+        return f"{name} is stale: {explain(self.stage, self.why, self.status)}"
+
+    __repr__ = __str__
 
 
-def run_stage(stage: str, lesson_id: str) -> TaskFailed | None:
-    """The action of ``<stage>:<lesson-id>``: user errors become a one-paragraph failure."""
+UP_TO_DATE = {
+    "validate": "its record matches the lesson file and lesson.json exists",
+    "import": "its record matches the page content, colour preset and publisher",
+    "tts": "its record matches the study text, voices and settings, and the MP3 exists",
+    "upload": "its record matches the MP3 and the storage, and the object exists",
+    "add-audio": "the page holds the player for the uploaded audio",
+}
+
+_INPUTS = {  # (stage, input) or input → what a change of it means, in words
+    "source": "the lesson file changed",
+    "parser": "esl-build's lesson parser changed",
+    "strict": "strict mode (ESL_BUILD_STRICT) changed",
+    ("import", "page"): "the page content changed",
+    ("add-audio", "page"): "the page is another one",
+    "preset": "the colour preset changed",
+    "speech": "the study text changed",
+    "assembly": "the way the audio is put together changed",
+    ("upload", "audio"): "the MP3 changed",
+    ("add-audio", "audio"): "the audio URL changed",
+    ("import", "settings"): "the publisher or its settings changed",
+    ("add-audio", "settings"): "the publisher or its settings changed",
+    ("tts", "settings"): "the voice or its settings changed",
+    ("upload", "settings"): "the storage or its settings changed",
+}
+
+
+def explain(stage: str, reason: str, status: Status | None = None) -> str:
+    """A stale stage's reason in plain words ("changed: speech" → "the study text changed"),
+    with the lines still to voice when the study text changed."""
+    if not reason.startswith("changed: "):
+        return {"never built": "it was never built",
+                "output missing": "its output is missing"}.get(reason, reason)
+    keys: dict[str, list[str]] = {}
+    for name in reason.removeprefix("changed: ").split(", "):
+        top, _, sub = name.partition(".")
+        keys.setdefault(top, []).extend([sub] if sub else [])
+    words = []
+    for top, subs in keys.items():
+        text = _INPUTS.get((stage, top)) or _INPUTS.get(top) or f"its input {top!r} changed"
+        if top == "speech" and status is not None and status.plan is not None:
+            text += _lines_to_voice(status)
+        elif subs:
+            text += f" ({', '.join(subs)})"
+        words.append(text)
+    return "; ".join(words)
+
+
+def _lines_to_voice(status: Status) -> str:
+    from esl_build.stages import tts
+    assert status.plan is not None
+    try:
+        lines = tts.unvoiced_lines(Project.current(), status.plan)
+    except EslBuildError:
+        return ""
+    return f" (line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})" if lines \
+        else " (every line is voiced already)"
+
+
+def run_stage(stage: str, lesson_id: str) -> TaskFailed | TaskError | None:
+    """The action of ``<stage>:<lesson-id>``: a user error becomes a one-paragraph failure
+    (doit's exit code 1), a configuration error a doit error (exit code 2)."""
     from esl_build import stages
     try:
         stages.run(Project.current(), stage, lesson_id)
     except EslBuildError as error:
+        if error.exit_code == ConfigInvalid.exit_code:
+            return TaskError(str(error))
         return TaskFailed(str(error))
     return None
 
 
-def _stage_tasks(stage: str):
+def _stage_tasks(stage: str) -> Iterator[dict[str, Any]]:
     project = doit_project()
     yield {"basename": stage, "name": None, "doc": STAGE_DOCS[stage]}
     for lesson_id in project.lesson_ids():
@@ -95,27 +177,27 @@ def _stage_tasks(stage: str):
         }
 
 
-def task_validate():
+def task_validate() -> Iterator[dict[str, Any]]:
     yield from _stage_tasks("validate")
 
 
-def task_import():
+def task_import() -> Iterator[dict[str, Any]]:
     yield from _stage_tasks("import")
 
 
-def task_tts():
+def task_tts() -> Iterator[dict[str, Any]]:
     yield from _stage_tasks("tts")
 
 
-def task_upload():
+def task_upload() -> Iterator[dict[str, Any]]:
     yield from _stage_tasks("upload")
 
 
-def task_add_audio():
+def task_add_audio() -> Iterator[dict[str, Any]]:
     yield from _stage_tasks("add-audio")
 
 
-def task_index():
+def task_index() -> dict[str, Any]:
     """Write build/site/index.html: every lesson, its status and its audio (html publisher)."""
     from esl_build.site import IndexMatches, write_index
 

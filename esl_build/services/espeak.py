@@ -148,6 +148,16 @@ class EspeakVoice:
             voices[""] = languages.most_common(1)[0][0] if languages else DEFAULT_LANGUAGE
         return voices
 
+    @staticmethod
+    def source(lesson: Lesson, speaker: str) -> str:
+        """How ``assign`` chose the speaker's voice: ``profile`` when the lesson's speaker
+        profile gives a gender, ``narration`` for the narrator, else ``default`` (a guess: the
+        gender only alternates, nothing is known about the speaker)."""
+        if not speaker:
+            return "narration"
+        profile = _profile_for(speaker, lesson.frontmatter.speaker_profiles)
+        return "profile" if profile and _gender(profile.gender) else "default"
+
     def synthesize(self, text: str, voice_id: str) -> Pcm:
         """``text`` spoken by ``voice_id`` as 22.05 kHz PCM; the same inputs give the same samples
         (for every voice ``assign`` hands out; see the module docstring for the breathy ones).

@@ -92,6 +92,7 @@ class IndexEntry:
     page_url: str | None
     audio_url: str | None
     stages: Mapping[str, str]
+    failure: str = ""  # why its earliest failed stage failed ("validate: lessons/…:12: …")
 
 
 @dataclass(frozen=True)

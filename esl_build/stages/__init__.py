@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from esl_build.errors import EslBuildError, LessonInvalid
+from esl_build.errors import ConfigInvalid, EslBuildError, LessonInvalid
 from esl_build.stages import add_audio, import_page, tts, upload, validate
 from esl_build.stages.base import (
     STAGES,
@@ -135,7 +135,20 @@ class Result:
 def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) -> Result:
     """Run one stage of one lesson if it is stale (or ``force``), and record it.
 
-    Raises ``EslBuildError`` subclasses for anything a user can fix."""
+    Raises ``EslBuildError`` subclasses for anything a user can fix. A failure is kept in
+    ``project.failures`` (not in the manifest) until the stage succeeds or is up to date;
+    configuration errors are no lesson's failure and are not kept."""
+    try:
+        result = _run(project, stage, lesson_id, force)
+    except EslBuildError as error:
+        if error.exit_code != ConfigInvalid.exit_code:
+            project.failures.record(lesson_id, stage, str(error), project.settings.run_id)
+        raise
+    project.failures.clear(lesson_id, stage)
+    return result
+
+
+def _run(project: Project, stage: str, lesson_id: str, force: bool) -> Result:
     with project.store.lease(lesson_id):
         manifest = ManifestView(project.store.read(lesson_id))
         current = status(project, stage, lesson_id, manifest)

@@ -22,6 +22,7 @@ from esl_build.stages import validate
 from esl_build.stages.base import Cost, Outcome, Plan, record_of, upstream
 
 if TYPE_CHECKING:
+    from esl_build.lesson.model import Lesson
     from esl_build.project import Project
 
 # How the lines are put together; part of the fingerprint.
@@ -41,13 +42,22 @@ def estimate(project: Project, plan: Plan) -> Cost:
     return _cost(project, _lines(project, plan)[-1])
 
 
+def unvoiced_lines(project: Project, plan: Plan) -> list[int]:
+    """Lines of the lesson file whose speech is not voiced yet (not in the line cache)."""
+    lesson, _, keys, missing = _lines(project, plan)
+    spoken = [s for s in (lesson.study_text.segments if lesson.study_text else ())
+              if s.text.strip()]
+    return [segment.line for segment, key in zip(spoken, keys, strict=True) if key in missing]
+
+
 def _cost(project: Project, missing: dict[str, tuple[str, str]]) -> Cost:
     """Characters synthesised (billed by a remote voice) and requests sent (remote only)."""
     return Cost(characters=sum(len(text) for _, text in missing.values()),
                 requests=len(missing) if project.voice.remote else 0)
 
 
-def _lines(project: Project, plan: Plan):
+def _lines(project: Project, plan: Plan
+           ) -> tuple[Lesson, dict[str, str], list[str], dict[str, tuple[str, str]]]:
     """The lesson, its speaker → voice assignment, the cache key of every line, and the
     (voice id, text) of each line not cached yet."""
     lesson = project.lesson(plan.lesson_id)
@@ -87,7 +97,7 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     speech = audio.join(parts, ASSEMBLY["gap"])
     track = audio.join([audio.silence(ASSEMBLY["lead"], rate), speech,
                         audio.silence(ASSEMBLY["tail"], rate)], 0.0)
-    data = audio.encode_mp3(track, bitrate_kbps=ASSEMBLY["bitrate"])
+    data = audio.encode_mp3(track, bitrate_kbps=int(ASSEMBLY["bitrate"]))
     target = mp3_path(project, plan.lesson_id)
     audio.write_mp3(target, data, title=lesson.frontmatter.title, album="esl-build",
                     artist=lesson.frontmatter.student)
@@ -131,7 +141,7 @@ def line_key(settings: dict[str, Any], voice_id: str, text: str) -> str:
 def ensure_local(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Path:
     """The recorded MP3 on disk, fetched back from storage when only the upload is left."""
     record = upstream(manifest, "tts", lesson_id)
-    target = project.settings.root / record["outputs"]["mp3"]
+    target = project.settings.root / str(record["outputs"]["mp3"])
     if not target.is_file():
         project.storage.fetch(upstream(manifest, "upload", lesson_id)["outputs"], target)
     if sha256_bytes(target.read_bytes()) != record["outputs"]["sha256"]:

@@ -62,6 +62,11 @@ class CheckedCache:
         """Forget this process's answers: files may have changed since the last run."""
         self._fresh.clear()
 
+    def vouches(self) -> bool:
+        """True when some lesson was verified under these very settings and config files
+        (so those files were valid then: every verdict read them)."""
+        return bool(self._entries)
+
     def fresh(self, lesson_id: str) -> bool:
         """True when every file of the lesson's last verdict is as it was then."""
         answer = self._fresh.get(lesson_id)

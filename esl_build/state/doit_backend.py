@@ -12,6 +12,12 @@ Behaviour that differs from doit's stock backends, on purpose:
 - When a task *fails*, doit drops its record. Here a failure changes no manifest: the stage
   record still holds the last good fingerprint and outputs, and the stage reruns anyway
   because its inputs differ from that record (or its output is missing).
+- A failed lesson stops only itself. doit reports the tasks downstream of a failed task as
+  errors (``UnmetDependency``), which makes its exit code 2; when every error of a run is
+  such a consequence of a stage failure, the run's exit code is 1 (a lesson failed), and
+  the site's index, which waits for every lesson, is written at the end of the run anyway.
+  A configuration error found while loading the tasks exits with 2 (doit's own path for
+  such errors would give 3).
 - ``doit forget`` removes doit's record *and* the stage's fingerprint, so the stage runs
   again, while the stage's outputs and the ``remote`` identities (page id, storage key) stay:
   the rerun updates the same page instead of creating a second one.
@@ -24,9 +30,9 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from doit.exceptions import InvalidDodoFile
+from doit.exceptions import BaseFail, TaskFailed, UnmetDependency
 
-from esl_build.errors import EslBuildError, ManifestCorrupt
+from esl_build.errors import ConfigInvalid, EslBuildError, ManifestCorrupt
 from esl_build.state.manifest import STAGE_NAMES, forget_stage
 
 if TYPE_CHECKING:
@@ -53,6 +59,7 @@ class ManifestBackend:
         self._saved: dict[str, dict[str, Any]] = {}    # lesson id → its manifest's "doit"
         self._answers: dict[str, dict[str, Any] | None] = {}  # task id → its record
         self._lock = threading.Lock()
+        self._failed: list[tuple[Any, str, BaseFail]] = []  # (runner, task id, failure)
 
     # -- reads ------------------------------------------------------------------------------
     def _record(self, task_id: str) -> dict[str, Any] | None:
@@ -110,6 +117,9 @@ class ManifestBackend:
         self.project.store.update(route[1], lambda m: m["doit"].__setitem__(task_id, record))
 
     def remove(self, task_id: str) -> None:
+        failure = _failure_being_handled()
+        if failure is not None:
+            self._failed.append(failure)
         route = _route(task_id)
         with self._lock:
             self._answers.pop(task_id, None)
@@ -117,7 +127,7 @@ class ManifestBackend:
             self._memory.pop(task_id, None)
             if route is not None:
                 self._saved.get(route[1], {}).pop(task_id, None)
-        if route is None or _called_for_a_failure():
+        if route is None or failure is not None:
             return
         stage, lesson_id = route
 
@@ -135,24 +145,56 @@ class ManifestBackend:
 
     def dump(self) -> None:
         """Every complete record was written when it was saved; only the cache of lessons
-        verified up to date is written now (it is only a cache)."""
+        verified up to date is written now (it is only a cache). doit calls this when its
+        run ends: a run whose errors all follow from failed stages settles here."""
         if "checked" in vars(self.project):
             self.project.checked.save()
+        if self._failed:
+            self._settle_failures()
+
+    def _settle_failures(self) -> None:
+        consequences = [f for _, _, f in self._failed if isinstance(f, UnmetDependency)]
+        others = [f for _, _, f in self._failed if not isinstance(f, UnmetDependency)]
+        if "index" in {task for _, task, f in self._failed if isinstance(f, UnmetDependency)}:
+            from esl_build.site import write_index
+            if self.project.settings.publisher == "html":
+                write_index()  # every lesson is done, failed or not: show where each stands
+        runner = self._failed[0][0]
+        if (consequences and others and all(isinstance(f, TaskFailed) for f in others)
+                and getattr(runner, "final_result", None) == _DOIT_ERROR):
+            runner.final_result = _DOIT_FAILURE
 
 
 def doit_project() -> Project:
-    """The process's project, or doit's own "ERROR: ..." (exit 3, no traceback) when a
-    setting is wrong."""
+    """The process's project, its settings, services and config files checked.
+
+    A bad one prints ``ERROR: <file:line: message>`` (doit's form, no traceback) and exits
+    with 2, the code for bad configuration everywhere: doit's loader would exit with 3."""
     from esl_build.project import Project
     try:
-        return Project.current()
+        project = Project.current()
+        project.check_setup()
     except EslBuildError as error:
-        raise InvalidDodoFile(str(error)) from None
+        sys.stderr.write(f"ERROR: {error}\n")
+        raise SystemExit(ConfigInvalid.exit_code) from None
+    return project
 
 
-def _called_for_a_failure() -> bool:
-    """True when doit removes a record because the task just failed (``remove_success``).
+_DOIT_FAILURE, _DOIT_ERROR = 1, 2  # doit.runner.FAILURE, ERROR
 
-    doit 0.37 uses ``remove`` both for failures and for ``forget``; the caller tells them
-    apart. Pinned by tests/integration/test_doit_backend.py."""
-    return sys._getframe(2).f_code.co_name == "remove_success"
+
+def _failure_being_handled() -> tuple[Any, str, BaseFail] | None:
+    """(doit's runner, task id, failure) when doit removes a record because the task just
+    failed, else None (``doit forget``).
+
+    doit 0.37 calls ``remove`` from ``Dependency.remove_success``, which its runner calls
+    from ``_handle_task_error(node, base_fail)`` before counting the failure; nothing else
+    tells the two apart. Pinned by tests/integration/test_failures.py."""
+    frame = sys._getframe(2)
+    if frame.f_code.co_name != "remove_success" or frame.f_back is None:
+        return None
+    handler = frame.f_back
+    if handler.f_code.co_name != "_handle_task_error":
+        return None
+    found = handler.f_locals
+    return found["self"], found["node"].task.name, found["base_fail"]

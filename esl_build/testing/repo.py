@@ -8,6 +8,7 @@ the lessons; ``repo.doit(...)`` runs the real ``doit`` in a subprocess and retur
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,9 +79,15 @@ speaker_labels: [{", ".join(labels)}]
 """
 
 
+_PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+)( failed)?", re.MULTILINE)  # esl-build's reporter
+
+
 @dataclass
 class DoitRun:
-    """What one ``doit`` invocation printed, sorted by task outcome."""
+    """What one ``doit`` invocation printed, sorted by task outcome.
+
+    Reads both esl-build's output (``[3/10] tts:unit1``, ``… failed``) and doit's console
+    reporter's (``.  task`` ran, ``-- task`` up to date)."""
 
     returncode: int
     stdout: str
@@ -91,11 +98,27 @@ class DoitRun:
 
     @property
     def ran(self) -> set[str]:
-        return self._tasks(".  ")
+        """Tasks whose action ran (including those that failed)."""
+        return self._tasks(".  ") | {m.group(1) for m in _PROGRESS.finditer(self.stdout)}
+
+    @property
+    def failed(self) -> set[str]:
+        """Tasks that failed (esl-build's reporter)."""
+        return {m.group(1) for m in _PROGRESS.finditer(self.stdout) if m.group(2)}
 
     @property
     def up_to_date(self) -> set[str]:
+        """Tasks found up to date (doit's console reporter lists them; esl-build's counts)."""
         return self._tasks("-- ")
+
+    def count(self, stage: str, outcome: str) -> int:
+        """A cell of the summary table: ``count("tts", "up to date")``."""
+        column = 1 + ("ran", "up to date", "failed", "not run").index(outcome)
+        for line in self.stdout.splitlines():
+            cells = line.split()
+            if cells[:1] == [stage] and len(cells) > 1 and all(c.isdigit() for c in cells[1:]):
+                return int(cells[column]) if column < len(cells) else 0
+        return 0
 
     @property
     def characters(self) -> int:

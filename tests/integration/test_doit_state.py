@@ -113,7 +113,7 @@ def build(repo: LessonsRepo, *args: str) -> tuple[int, str]:
 
 def test_doit_main_builds_and_a_no_op_needs_no_network_and_no_sdk(in_process, monkeypatch):
     code, out = build(in_process)
-    assert code == 0 and ".  tts:unit1" in out
+    assert code == 0 and "] tts:unit1\n" in out
 
     def refuse(*args, **kwargs):
         raise AssertionError("a no-op build opened a network connection")
@@ -125,7 +125,7 @@ def test_doit_main_builds_and_a_no_op_needs_no_network_and_no_sdk(in_process, mo
     Project.use(Project(Settings.resolve(in_process.root, env={})))
     code, out = build(in_process)
     assert code == 0
-    assert ".  " not in out and "-- add-audio:unit1" in out
+    assert "] " not in out and "add-audio            0           2" in out
     assert not {"notion_client", "elevenlabs", "boto3"} & set(sys.modules)
 
 
