@@ -44,14 +44,23 @@ def file_lock(path: Path, *, timeout: float | None = None, what: str = "") -> It
 
 
 @contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
+def atomic_path(dest: Path, *, locked: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; when the block succeeds, fsync it and move it
     over ``dest``. Readers see the old or the complete new file, never a mix; on error the
-    temp file is removed and ``dest`` is left as it was. Parent folders are created."""
+    temp file is removed and ``dest`` is left as it was. Parent folders are created.
+
+    ``locked``: the caller holds a lock that excludes every other writer of ``dest``, so the
+    temp file is always ``.<name>.tmp``; a killed writer's leftover is reused by the next
+    write instead of accumulating."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    if locked:
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.unlink(missing_ok=True)  # a leftover, or a planted symlink: never write through it
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        tmp = Path(name)
     os.close(fd)
-    tmp = Path(name)
     try:
         yield tmp
         with open(tmp, "rb+") as written:
@@ -63,9 +72,9 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         raise
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, locked: bool = False) -> None:
     """Write ``data`` to ``path`` atomically (see ``atomic_path``)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, locked=locked) as tmp:
         tmp.write_bytes(data)
 
 
@@ -78,6 +87,13 @@ def relative_to(path: Path | str, root: Path | str) -> str | None:
         return Path(text).resolve().relative_to(Path(base).resolve()).as_posix()
     except ValueError:
         return None
+
+
+def contains(folder: Path | str, path: Path | str) -> bool:
+    """Whether ``path`` lies inside ``folder`` once symlinks and ``..`` are resolved (for
+    paths read from untrusted files, checked before anything is written there)."""
+    base = os.path.realpath(folder)
+    return os.path.realpath(path).startswith(base.rstrip(os.sep) + os.sep)
 
 
 def shown(path: Path | str, root: Path | str) -> str:

@@ -23,6 +23,7 @@ from esl_build.lesson.model import Lesson
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
 from esl_build.state.checked import CheckedCache, stamp
+from esl_build.state.manifest import Places
 from esl_build.state.stores import FileManifestStore
 
 # Bump when what a stage's plan contains changes without the parser version changing, so
@@ -40,14 +41,17 @@ class Project:
                  voice: Voice | None = None, storage: Storage | None = None,
                  config: Config | None = None):
         self.settings = settings
-        self.store = FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
-                                       root=settings.root)
+        self.store = FileManifestStore(
+            settings.lessons_dir, settings.build_dir / ".locks", root=settings.root,
+            places=Places(str(settings.root), str(settings.build_dir),
+                          str(settings.local_bucket)))
         self._publisher, self._voice, self._storage = publisher, voice, storage
         self._config = config
         self.root = str(settings.root)
         self.status_cache: dict[str, tuple[object, dict[str, Any]]] = {}  # see stages.statuses
         self._lessons_prefix = settings.relative(settings.lessons_dir)
         self._lesson_ids: list[str] | None = None
+        self._refused: list[Problem] = []
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list[Problem]]] = {}
         self._lock = threading.RLock()
@@ -141,17 +145,20 @@ class Project:
     # -- lessons ----------------------------------------------------------------------------
     def lesson_ids(self) -> list[str]:
         """Every lesson under the lessons folder: its path without ``.md``, sorted (found once
-        per project; hidden folders are skipped)."""
+        per project; see ``esl_build.lesson.discovery``, which ``esl-build validate`` uses too)."""
         if self._lesson_ids is None:
-            root = str(self.settings.lessons_dir)
-            found = []
-            for folder, dirs, files in os.walk(root):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                relative = os.path.relpath(folder, root).replace(os.sep, "/")
-                prefix = "" if relative == "." else relative + "/"
-                found += [prefix + name[:-3] for name in files if name.endswith(".md")]
-            self._lesson_ids = sorted(found)
+            from esl_build.lesson.discovery import find_lessons
+
+            found = find_lessons(self.settings.lessons_dir, self.relative)
+            self._refused = found.problems
+            self._lesson_ids = [lesson_id for _, lesson_id in found.lessons]
         return self._lesson_ids
+
+    def refused_lessons(self) -> list[Problem]:
+        """The ``*.md`` files under the lessons folder that can't be built, each with why
+        (a name that is not a plain lesson id, a symlink to nothing)."""
+        self.lesson_ids()
+        return list(self._refused)
 
     def source_path(self, lesson_id: str) -> Path:
         return self.settings.lessons_dir / f"{lesson_id}.md"

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from doit.exceptions import TaskError, TaskFailed
 
-from esl_build.errors import ConfigInvalid, EslBuildError
+from esl_build.errors import ConfigInvalid, EslBuildError, Problem
 from esl_build.project import Project
 from esl_build.reporter import BuildReporter
 from esl_build.stages import STAGES, UPSTREAM
@@ -157,9 +157,18 @@ def run_stage(stage: str, lesson_id: str) -> TaskFailed | TaskError | None:
     return None
 
 
+def _refused(problem: Problem) -> TaskFailed:
+    return TaskFailed(str(problem))
+
+
 def _stage_tasks(stage: str) -> Iterator[dict[str, Any]]:
     project = doit_project()
     yield {"basename": stage, "name": None, "doc": STAGE_DOCS[stage]}
+    if stage == "validate":  # a file that can't be a lesson fails here, naming itself
+        for problem in project.refused_lessons():
+            yield {"basename": stage, "name": problem.path,  # printable: see discovery
+                   "doc": f"refused: {problem.message}", "actions": [(_refused, [problem])],
+                   "verbosity": 2, "io": {"capture": False}}
     for lesson_id in project.lesson_ids():
         yield {
             "basename": stage,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from esl_build.errors import ConfigInvalid, Problem
+from esl_build.lesson.discovery import Found, find_lessons
 from esl_build.lesson.parse import read_lesson
 
 
@@ -50,22 +51,23 @@ def _count(n: int, noun: str) -> str:
 
 
 def lesson_files(paths: list[pathlib.Path]) -> list[tuple[pathlib.Path, str]]:
-    """(file, lesson id) for each lesson: files as given, folders expanded to ``**/*.md``.
+    """(file, lesson id) for each lesson: files as given, folders expanded to ``**/*.md``
+    (see ``find_paths``)."""
+    return find_paths(paths).lessons
 
-    Anything under a ``build/`` folder or a hidden folder is skipped. A path that does not
-    exist is a ``ConfigInvalid``.
-    """
-    found: list[tuple[pathlib.Path, str]] = []
+
+def find_paths(paths: list[pathlib.Path]) -> Found:
+    """The lessons in ``paths`` (files as given, folders searched as the build does: hidden
+    and ``build/`` folders skipped) and the files refused. A path that does not exist is a
+    ``ConfigInvalid``."""
+    found = Found()
     for path in paths:
         if path.is_file():
-            found.append((path, path.stem))
+            found.lessons.append((path, path.stem))
         elif path.is_dir():
-            for file in sorted(path.rglob("*.md")):
-                relative = file.relative_to(path)
-                if any(part == "build" or part.startswith(".") for part in relative.parts[:-1]):
-                    continue
-                if file.is_file():
-                    found.append((file, relative.with_suffix("").as_posix()))
+            inside = find_lessons(path)
+            found.lessons += inside.lessons
+            found.problems += inside.problems
         else:
             raise ConfigInvalid(f"no such file or folder: {path}")
     return found
@@ -74,9 +76,13 @@ def lesson_files(paths: list[pathlib.Path]) -> list[tuple[pathlib.Path, str]]:
 def validate_paths(paths: list[pathlib.Path], strict: bool = False) -> Report:
     """Parse and validate every lesson under ``paths``."""
     report = Report()
-    for file, lesson_id in lesson_files(paths):
+    found = find_paths(paths)
+    for file, lesson_id in found.lessons:
         shown = str(file)
         report.files.append(shown)
         _, problems = read_lesson(file, lesson_id=lesson_id, path=shown, strict=strict)
         report.problems.extend(problems)
+    for problem in found.problems:
+        report.files.append(problem.path)
+        report.problems.append(problem)
     return report

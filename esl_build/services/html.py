@@ -42,7 +42,7 @@ from urllib.parse import quote, urlsplit
 from markupsafe import Markup, escape
 
 from esl_build.errors import ConfigInvalid, PublishError
-from esl_build.files import atomic_write, relative_to, shown
+from esl_build.files import atomic_write, contains, relative_to, shown
 from esl_build.fingerprint import sha256_bytes
 from esl_build.lesson.model import Block, plain_text
 from esl_build.services.protocols import PageSpec
@@ -350,6 +350,9 @@ class HtmlPublisher:
             raise PublishError(f"page {page['url']} of {page.get('pageId', '?')} is missing; "
                                "run import again before add-audio")
         lesson_id = self._lesson_of(page["url"])
+        if not contains(self.site_dir, path):  # inside the site by name, but through a symlink
+            raise PublishError(f"page {page['url']!r} of {page.get('pageId', '?')} leads out "
+                               f"of {self._project_path(self.site_dir)}/; run import again")
         scheme = urlsplit(audio_url).scheme.lower()
         copy = None
         if scheme in _REMOTE_AUDIO:

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esl_build.errors import VoiceError
-from esl_build.files import atomic_write
+from esl_build.errors import ManifestCorrupt, VoiceError
+from esl_build.files import atomic_write, contains
 from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.services.protocols import Pcm
 from esl_build.stages import validate
@@ -142,6 +142,10 @@ def ensure_local(project: Project, lesson_id: str, manifest: dict[str, Any]) -> 
     """The recorded MP3 on disk, fetched back from storage when only the upload is left."""
     record = upstream(manifest, "tts", lesson_id)
     target = project.settings.root / str(record["outputs"]["mp3"])
+    build = project.settings.build_dir
+    if not contains(build, target):  # the manifest's shape says so too; this also sees links
+        raise ManifestCorrupt(f"{project.store.location(lesson_id)}: stages.tts.outputs.mp3: "
+                              f"must name a file inside {project.relative(build)}/")
     if not target.is_file():
         project.storage.fetch(upstream(manifest, "upload", lesson_id)["outputs"], target)
     if sha256_bytes(target.read_bytes()) != record["outputs"]["sha256"]:

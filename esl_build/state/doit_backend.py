@@ -136,7 +136,11 @@ class ManifestBackend:
             forget_stage(manifest, stage)
 
         if self.project.store.path(lesson_id).exists():
-            self.project.store.update(lesson_id, forget)
+            try:
+                self.project.store.update(lesson_id, forget)
+            except ManifestCorrupt as error:  # `doit forget`: doit's form, no traceback
+                sys.stderr.write(f"ERROR: {error}\n")
+                raise SystemExit(error.exit_code) from None
 
     def remove_all(self) -> None:
         for lesson_id in list(self.project.store.ids()):

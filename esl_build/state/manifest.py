@@ -24,11 +24,17 @@ and upgraded in memory; their page id and audio URL are adopted into ``remote``.
 from __future__ import annotations
 
 import json
+import os
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
+from esl_build import shapes as sh
 from esl_build.errors import ManifestCorrupt
 
 SCHEMA_VERSION = 2
@@ -47,36 +53,200 @@ def dumps(manifest: Manifest) -> bytes:
     return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def loads(data: bytes, *, where: str, lesson_id: str, source: str) -> Manifest:
-    """Parse and check a manifest file; upgrade version 1. ``where`` names it in errors."""
+_RESTORE = "restore it from git or delete it (the next build then re-creates it)"
+
+
+def loads(data: bytes, *, where: str, lesson_id: str, source: str,
+          places: Places | None = None) -> Manifest:
+    """Parse and check a manifest file against its shape; upgrade version 1.
+
+    ``where`` names the file in errors; ``places`` says where its paths may point (the
+    project's defaults when None). Anything malformed is a ``ManifestCorrupt`` naming the
+    field: a manifest comes from a pull request, and one taken as empty would re-create
+    its page."""
     try:
         doc = orjson.loads(data)  # a no-op build parses every manifest: 3x faster than json
     except orjson.JSONDecodeError:
         try:  # json's message names the line
             doc = json.loads(data.decode("utf-8"))
         except UnicodeDecodeError:
-            raise ManifestCorrupt(f"{where}: not UTF-8 text; restore it from git or delete it "
-                                  "(the next build then re-creates it)") from None
+            raise ManifestCorrupt(f"{where}: not UTF-8 text; {_RESTORE}") from None
         except json.JSONDecodeError as exc:
-            raise ManifestCorrupt(f"{where}:{exc.lineno}: invalid JSON ({exc.msg}); restore it "
-                                  "from git or delete it (the next build then re-creates it)"
-                                  ) from None
+            raise ManifestCorrupt(f"{where}:{exc.lineno}: invalid JSON ({exc.msg}); "
+                                  f"{_RESTORE}") from None
+        except RecursionError:
+            raise ManifestCorrupt(f"{where}: nested too deeply to be a manifest; "
+                                  f"{_RESTORE}") from None
     if not isinstance(doc, dict):
         raise ManifestCorrupt(f"{where}: a manifest must be a JSON object")
+    if "schemaVersion" not in doc and not {"stages", "doit", "remote"}.isdisjoint(doc):
+        # Not the predecessor's (it kept none of these): adopting it as one would drop them.
+        raise ManifestCorrupt(f"{where}: schemaVersion: is missing; {_RESTORE}")
     version = doc.get("schemaVersion", 1)
-    if version == 1 or ("stages" not in doc and "schemaVersion" not in doc):
+    if version == 1 and type(version) is int:
+        _check(_V1_SHAPE, doc, where)
         return upgrade_v1(doc, lesson_id=lesson_id, source=source)
     if version != SCHEMA_VERSION:
         raise ManifestCorrupt(f"{where}: schemaVersion {version!r} is not supported by this "
                               f"esl-build (it reads 1 and {SCHEMA_VERSION}); upgrade esl-build")
     for key in ("stages", "remote", "doit"):
-        if not isinstance(doc.setdefault(key, {}), dict):
-            raise ManifestCorrupt(f"{where}: {key!r} must be an object")
-    for stage, record in doc["stages"].items():
-        if stage not in STAGE_NAMES or not isinstance(record, dict):
-            raise ManifestCorrupt(f"{where}: stages.{stage} is not a known stage record")
+        doc.setdefault(key, {})
+    doc.setdefault("lesson", lesson_id)
+    doc.setdefault("source", source)
+    _check(manifest_shape(places or Places()), doc, where)
     doc["lesson"], doc["source"] = lesson_id, source
     return doc
+
+
+def _check(shape: sh.Shape, doc: Manifest, where: str) -> None:
+    try:
+        shape(doc)
+    except sh.ShapeError as error:
+        raise ManifestCorrupt(f"{where}: {error}; {_RESTORE}") from None
+
+
+_PREFIXES: dict[tuple[str, str], str] = {}
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where the local paths a manifest records may point: the build folder (``lessonJson``,
+    ``mp3``, pages) and the local bucket (stored objects). Absolute, or relative to ``root``;
+    the defaults are the project's, relative to the project root."""
+
+    root: str = ""
+    build: str = "build"
+    bucket: str = "build/bucket"
+
+    def inside(self, value: str, folder: str) -> bool:
+        """Whether the path ``value`` (relative to the root, or absolute) lies in ``folder``."""
+        path = os.path.normpath(os.path.join(self.root, value))
+        return path.startswith(self._prefix(folder))
+
+    def _prefix(self, folder: str) -> str:
+        prefix = _PREFIXES.get((self.root, folder))
+        if prefix is None:
+            base = os.path.normpath(os.path.join(self.root, folder))
+            prefix = _PREFIXES[(self.root, folder)] = base.rstrip(os.sep) + os.sep
+        return prefix
+
+    def shown(self, folder: str) -> str:
+        base = os.path.normpath(os.path.join(self.root, folder))
+        if self.inside(base, self.root or "."):
+            return os.path.relpath(base, self.root or ".") + "/"
+        return base + "/"
+
+
+_UNSAFE = frozenset("\\\x7f" + "".join(map(chr, range(32))))
+_WEB = re.compile(r"https?://\S+")
+_HEX = sh.text(pattern="[0-9a-f]{64}", what="a sha256 hex digest")
+_DIGEST = sh.text(pattern="sha256:[0-9a-f]{64}", what='"sha256:" and 64 hex digits')
+
+
+def _plain(value: str) -> bool:
+    """A relative posix path without empty, ``.`` or ``..`` parts or odd characters."""
+    return (bool(value) and not value.startswith("/") and _UNSAFE.isdisjoint(value)
+            and all(part not in ("", ".", "..") for part in value.split("/")))
+
+
+def _path_in(places: Places, folder: str, *, urls: bool = False) -> sh.Shape:
+    """A file inside ``folder``; with ``urls`` also an http(s) URL, or a file: URL inside it."""
+    where = places.shown(folder)
+
+    def check(value: Any) -> None:
+        if not isinstance(value, str):
+            raise sh.ShapeError("must be a string")
+        if urls and _WEB.fullmatch(value):
+            return
+        path = unquote(urlsplit(value).path) if urls and value.startswith("file:") else value
+        if path.startswith("/"):
+            ok = _UNSAFE.isdisjoint(path) and ".." not in path.split("/")
+        else:
+            ok = _plain(path)
+        if not (ok and places.inside(path, folder)):
+            raise sh.ShapeError(f"must name a file inside {where}"
+                                f"{' or be an http(s) URL' if urls else ''}, not {value[:80]!r}")
+    return check
+
+
+def _relative_or_url(value: Any) -> None:
+    """An http(s) URL or a plain relative path (an id or key)."""
+    if not isinstance(value, str):
+        raise sh.ShapeError("must be a string")
+    if not (_WEB.fullmatch(value) or _plain(value)):
+        raise sh.ShapeError(f"must be an http(s) URL or a relative path without '..', "
+                            f"not {value[:80]!r}")
+
+
+def _key(value: Any) -> None:
+    if not isinstance(value, str) or not _plain(value):
+        raise sh.ShapeError("must be a relative object key like 'audio/x/1.mp3' "
+                            "(no '..', empty parts or leading '/')")
+
+
+@cache
+def manifest_shape(places: Places) -> sh.Shape:
+    """The shape of a version 2 manifest (what ``manifest.schema.json`` describes), with its
+    local paths confined to ``places``."""
+    in_build = _path_in(places, places.build)
+    page = _path_in(places, places.build, urls=True)
+    audio = _path_in(places, places.bucket, urls=True)
+    json = sh.json_value()
+    outputs = {
+        "validate": sh.obj({"lessonJson": in_build, "sha256": _HEX, "pageDigest": _DIGEST,
+                            "speechDigest": _DIGEST, "title": sh.text(), "student": sh.text(),
+                            "level": sh.text(), "topic": sh.text(),
+                            "warnings": sh.integer(minimum=0)}),
+        "import": sh.obj({"pageId": sh.text(min_length=1), "url": page}, {"sha256": _HEX},
+                         extra=json),
+        "tts": sh.obj({"mp3": in_build, "sha256": _HEX, "seconds": sh.number(minimum=0),
+                       "lines": sh.integer(minimum=0), "synthesized": sh.integer(minimum=0),
+                       "voices": sh.mapping(sh.text(), what="speaker")}),
+        "upload": sh.obj({"key": _key, "url": audio},
+                         {"bucket": sh.text(), "etag": sh.text()}, extra=json),
+        "add-audio": sh.obj({"url": audio},
+                            {"blockId": sh.text(), "sha256": _HEX, "src": page,
+                             "page": sh.either(page, _relative_or_url, sh.obj({}, extra=json),
+                                               message="must be a page path, URL or object")},
+                            extra=json),
+    }
+    stages = {stage: sh.obj(
+        {"backend": sh.text(min_length=1), "inputs": sh.json_object(),
+         "outputs": outputs[stage],
+         "cost": sh.obj({"characters": sh.integer(minimum=0),
+                         "requests": sh.integer(minimum=0)}),
+         "finishedAt": sh.text(pattern=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+                               what="a UTC time like 2026-11-28T12:00:00Z"),
+         "runId": sh.text(min_length=1)},
+        {"fingerprint": _DIGEST}) for stage in STAGE_NAMES}
+    remote = sh.obj({}, {"pageId": sh.text(), "url": sh.nullable(sh.text())}, extra=json)
+    doit_record = sh.obj({}, {"_values_:": sh.json_object(), "checker:": sh.text(),
+                              "deps:": _strings, "result:": json, "ignore:": sh.text()},
+                         extra=json)
+    return sh.obj(
+        {"schemaVersion": sh.const(SCHEMA_VERSION), "lesson": sh.text(min_length=1),
+         "source": sh.text(min_length=1), "stages": sh.obj({}, stages),
+         "remote": sh.mapping(remote, keys="(import|upload|add-audio)/[a-z0-9-]+",
+                              what="<stage>/<backend> name"),
+         "doit": sh.mapping(doit_record, keys="(validate|import|tts|upload|add-audio):.+",
+                            what="<stage>:<lesson id> task name")},
+        {"migratedFrom": sh.json_object()})
+
+
+def _strings(value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise sh.ShapeError("must be a list of strings")
+
+
+_OPTIONAL_TEXT = sh.nullable(sh.text())
+# The predecessor's manifest: only what is adopted must have the right type.
+_V1_SHAPE = sh.obj({}, {"schemaVersion": sh.const(1), "pageId": _OPTIONAL_TEXT,
+                        "pageUrl": _OPTIONAL_TEXT, "mdHash": _OPTIONAL_TEXT,
+                        "timestamp": _OPTIONAL_TEXT, "preset": _OPTIONAL_TEXT,
+                        "ttsMode": _OPTIONAL_TEXT,
+                        "audio": sh.nullable(sh.obj({}, {"url": _OPTIONAL_TEXT},
+                                                    extra=sh.json_value()))},
+                   extra=sh.json_value())
 
 
 def upgrade_v1(old: dict[str, Any], *, lesson_id: str, source: str) -> Manifest:
@@ -87,7 +257,7 @@ def upgrade_v1(old: dict[str, Any], *, lesson_id: str, source: str) -> Manifest:
     doc = new_manifest(lesson_id, source)
     if old.get("pageId"):
         doc["remote"]["import/notion"] = {"pageId": old["pageId"], "url": old.get("pageUrl")}
-    audio = old.get("audio") if isinstance(old.get("audio"), dict) else {}
+    audio: dict[str, Any] = old["audio"] if isinstance(old.get("audio"), dict) else {}
     if audio.get("url"):
         doc["remote"]["upload/s3"] = {"url": audio["url"]}
     doc["migratedFrom"] = {key: old[key] for key in

@@ -32,10 +32,12 @@ class ManifestStore(Protocol):
 class FileManifestStore:
     """Manifests as files beside the lessons; locks under ``<build>/.locks``."""
 
-    def __init__(self, lessons_dir: Path, lock_dir: Path, *, root: Path):
+    def __init__(self, lessons_dir: Path, lock_dir: Path, *, root: Path,
+                 places: mf.Places | None = None):
         self.lessons_dir = lessons_dir
         self.lock_dir = lock_dir
         self.root = root
+        self.places = places or mf.Places(str(root))
         self._cache: dict[str, tuple[object, mf.Manifest]] = {}
         self._generation: dict[str, int] = {}  # bumped by this process's writes
         self._paths: dict[str, str] = {}
@@ -58,7 +60,7 @@ class FileManifestStore:
         """How many times this store has written the lesson's manifest."""
         return self._generation.get(lesson_id, 0)
 
-    def stamp(self, lesson_id: str) -> object:
+    def stamp(self, lesson_id: str) -> tuple[int, ...]:
         """Changes whenever the manifest does: its (inode, mtime, size) and our own writes."""
         try:
             stat = os.stat(self._path(lesson_id))
@@ -92,7 +94,9 @@ class FileManifestStore:
             change(doc)
             after = mf.dumps(doc)
             if after != before:
-                atomic_write(path, after)
+                # Under the lock there is one writer, so the temp file can have a fixed name:
+                # one a killed build left behind is reused, never piled up beside the lessons.
+                atomic_write(path, after, locked=True)
         with self._guard:
             self._cache.pop(lesson_id, None)
             self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
@@ -105,13 +109,17 @@ class FileManifestStore:
                          what=f"lesson {lesson_id}")
 
     def ids(self) -> Iterator[str]:
-        """Lesson ids that have a manifest."""
+        """Lesson ids that have a manifest (names that can't be a lesson id are left out)."""
+        from esl_build.lesson.discovery import lesson_id_problem
+
         for path in sorted(self.lessons_dir.rglob("*.manifest.json")):
-            yield path.relative_to(self.lessons_dir).as_posix()[: -len(".manifest.json")]
+            lesson_id = path.relative_to(self.lessons_dir).as_posix()[: -len(".manifest.json")]
+            if lesson_id_problem(lesson_id) is None:
+                yield lesson_id
 
     def _load(self, lesson_id: str, data: bytes) -> mf.Manifest:
         return mf.loads(data, where=self.location(lesson_id), lesson_id=lesson_id,
-                        source=self._source(lesson_id))
+                        source=self._source(lesson_id), places=self.places)
 
     def _source(self, lesson_id: str) -> str:
         return self._rel(os.path.join(self.lessons_dir, lesson_id + ".md"))

@@ -241,7 +241,7 @@ def test_bad_configuration_is_reported_with_its_file_and_line(repo):
     built(repo)
     manifests = repo.manifest_bytes()
     repo.path("configs/presets.json").write_text('{\n  "b1-default": {"h2": "yelow"}\n}\n')
-    message = "configs/presets.json:2: preset 'b1-default': h2 colour 'yelow'"
+    message = "configs/presets.json:2: b1-default.h2: colour 'yelow' is not a Notion"
     for run in (repo.doit(), repo.doit("list"), repo.esl_build("build"),
                 repo.esl_build("plan"), repo.esl_build("status")):
         assert run.returncode == 2, run.stdout + run.stderr

@@ -23,6 +23,7 @@ from esl_build.testing.repo import LessonsRepo, lesson_text
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "esl_build" / "schemas"
                      / "manifest.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)  # compiled once: the kill test polls
 
 
 def many_lessons(root: Path, count: int) -> LessonsRepo:
@@ -38,7 +39,7 @@ def records(repo: LessonsRepo) -> dict[tuple[str, str], dict]:
     found = {}
     for path in sorted(repo.path("lessons").glob("*.manifest.json")):
         manifest = json.loads(path.read_text())  # every manifest parses: never torn
-        jsonschema.validate(manifest, SCHEMA)
+        VALIDATOR.validate(manifest)
         for stage, record in manifest["stages"].items():
             found[(manifest["lesson"], stage)] = record
     return found
