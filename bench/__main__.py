@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bench.rows import Row
 
-SUITES = ("noop", "parse", "notion", "tts", "s3", "queue")
+SUITES = ("noop", "parse", "notion", "tts", "s3", "queue", "service")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 

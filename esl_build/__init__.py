@@ -7,7 +7,13 @@ The public API (loaded on first use, so importing one module stays cheap):
 - ``parse_lesson``, ``read_lesson``, ``validate_paths`` (the lesson format)
 - the error tree: ``EslBuildError``, ``LessonInvalid``, ``ConfigInvalid``, ``ServiceError``,
   ``PublishError``, ``VoiceError``, ``StorageError``, ``StateError``, ``ManifestCorrupt``,
-  ``LeaseHeld``, and ``Problem``
+  ``LeaseHeld``, ``WriteConflict``, and ``Problem``
+- the manifest stores ``ManifestStore``, ``FileManifestStore``, ``S3ManifestStore`` and
+  ``S3Storage`` (boto3 is imported when one of the S3 classes is first used)
+- ``create_pipeline`` and ``Pipeline`` (new_assignment, rerun_assignment,
+  get_assignment_status), whose typed errors are ``PipelineError``: ``ValidationError``,
+  ``ConfigurationError``, ``InfrastructureError``, ``ManifestError``
+- observability: ``noop_logger``, ``noop_metrics``, ``JsonLinesLogger``, ``PrometheusMetrics``
 """
 
 from collections.abc import Callable
@@ -20,7 +26,14 @@ _HOMES = {
     "ConfigInvalid": "errors", "EslBuildError": "errors", "LeaseHeld": "errors",
     "LessonInvalid": "errors", "ManifestCorrupt": "errors", "Problem": "errors",
     "PublishError": "errors", "ServiceError": "errors", "StateError": "errors",
-    "StorageError": "errors", "VoiceError": "errors",
+    "StorageError": "errors", "VoiceError": "errors", "WriteConflict": "errors",
+    "FileManifestStore": "state.stores", "ManifestStore": "state.stores",
+    "S3ManifestStore": "state.s3_store", "S3Storage": "services.s3",
+    "ConfigurationError": "errors", "InfrastructureError": "errors", "ManifestError": "errors",
+    "PipelineError": "errors", "ValidationError": "errors",
+    "JsonLinesLogger": "observability", "PrometheusMetrics": "observability",
+    "noop_logger": "observability", "noop_metrics": "observability",
+    "Pipeline": "pipeline", "create_pipeline": "pipeline",
     "Project": "project", "Settings": "settings",
     "STAGES": "stages", "run": "stages", "status": "stages", "statuses": "stages",
     "parse_lesson": "lesson", "read_lesson": "lesson", "validate_paths": "lesson",

@@ -9,6 +9,7 @@
     esl-build rerun ID --steps tts,upload,add-audio  force stages without re-running upstream
     esl-build init DIR                               scaffold a lessons repository
     esl-build env                                    the variables esl-build reads, and backends
+    esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
 
 Exit codes: 0 success, 1 a lesson or a stage failed, 2 bad usage or configuration.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from esl_build.errors import ConfigInvalid, EslBuildError
 from esl_build.project import Project
+from esl_build.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,8 +123,22 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("dir", type=Path, help="folder to create (must be empty or missing)")
     init.set_defaults(handler=cmd_init)
 
+    manifests = sub.add_parser("manifests", help="push|pull manifests between files and S3")
+    manifests.add_argument("direction", choices=("push", "pull"),
+                           help="push: lessons/*.manifest.json → S3; pull: S3 → files")
+    manifests.add_argument("ids", nargs="*", metavar="ID", help="lesson ids (default: all)")
+    manifests.set_defaults(handler=cmd_manifests)
+
     env = sub.add_parser("env", help="the environment variables esl-build reads")
     env.set_defaults(handler=cmd_env)
+
+    serve = sub.add_parser("serve", help="run the HTTP worker: POST /jobs, GET /jobs/ID, "
+                           "/healthz, /metrics (needs fastapi and uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--cwd", type=Path, default=None,
+                       help="the lessons repository (default: the current folder)")
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 
@@ -139,7 +155,7 @@ def _ids(project: Project, wanted: list[str]) -> list[str]:
 def cmd_plan(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, Cost, estimate, status
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     rows, total = [], Cost()
     for lesson_id in _ids(project, args.ids):
         for stage in STAGES:
@@ -149,23 +165,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
             cost = estimate(project, current)
             total += cost
             rows.append({"task": f"{stage}:{lesson_id}", "reason": current.reason,
-                         **cost.to_json()})
+                         **cost.to_json(), "blocks": cost.blocks})
     if args.json:
-        print(json.dumps({"stale": rows, "total": total.to_json()}, indent=2))
+        print(json.dumps({"stale": rows, "total": {**total.to_json(), "blocks": total.blocks}},
+                         indent=2))
         return 0
     for row in rows:
-        extra = (f"  [{row['characters']} chars, {row['requests']} requests]"
+        extra = (f"  [{row['characters']} chars, {row['requests']} requests"
+                 + (f", {row['blocks']} new blocks" if row["blocks"] else "") + "]"
                  if row["characters"] or row["requests"] else "")
         print(f"{row['task']}: {row['reason']}{extra}")
     print(f"{len(rows)} stale stage(s); estimated {total.characters} characters to synthesise, "
-          f"{total.requests} requests to send")
+          f"{total.requests} requests to send"
+          + (f", {total.blocks} Notion blocks to create" if total.blocks else ""))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from esl_build.stages import STAGES, status
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     report: list[dict[str, Any]] = []
     failures = project.failures.read()
     for lesson_id in _ids(project, args.ids):
@@ -201,7 +220,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from esl_build import stages
     from esl_build.reporter import format_summary
 
-    project = Project.current()
+    project = Project(Settings.resolve())
     [lesson_id] = _ids(project, [args.id])
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = [s for s in steps if s not in stages.STAGES]
@@ -246,6 +265,38 @@ def cmd_env(args: argparse.Namespace) -> int:
                  else value or "")
         print(f"{name:<28} {shown:<24} {description}")
     print("backends: " + " ".join(f"{k}={v}" for k, v in settings.backends.items()))
+    return 0
+
+
+def cmd_manifests(args: argparse.Namespace) -> int:
+    """Copy manifests between the file store and the S3 store (ESL_PIPELINE_MANIFEST_*)."""
+    from esl_build.settings import Settings
+    from esl_build.state.migrate import copy_manifests
+    from esl_build.state.s3_store import S3ManifestStore
+    from esl_build.state.stores import FileManifestStore, places_of
+
+    settings = Settings.resolve()
+    files = FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
+                              root=settings.root, places=places_of(settings))
+    remote = S3ManifestStore.from_settings(settings)
+    source, target = (files, remote) if args.direction == "push" else (remote, files)
+    moved = copy_manifests(source, target, args.ids or None)
+    for lesson_id in moved.copied:
+        print(f"copied     {lesson_id} → {target.location(lesson_id)}")
+    for lesson_id in moved.unchanged:
+        print(f"unchanged  {lesson_id}")
+    for lesson_id, why in moved.refused.items():
+        print(f"refused    {lesson_id}: {why}", file=sys.stderr)
+    return 1 if moved.refused else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from esl_build.service import serve
+    except ImportError as error:
+        raise ConfigInvalid(f"esl-build serve needs {error.name}: pip install "
+                            "'esl-build[service]'") from None
+    serve(args.host, args.port, args.cwd)
     return 0
 
 

@@ -11,7 +11,6 @@ Every file is optional; a file that exists must be valid, and an invalid one is 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,36 +62,78 @@ _STUDENT = shapes.obj({"student": shapes.text(pattern=r"(?s).*\S.*", what="a non
                       extra=shapes.json_value())
 
 
+@dataclass(frozen=True)
+class ConfigDocument:
+    """One configuration document as read: its text and how messages name it (a path
+    relative to the project, or the URL it came from)."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ConfigDocuments:
+    """What a ``ConfigProvider`` returns: the raw documents, not yet checked.
+
+    ``students`` holds one document per profile file (a JSON object each) or one document
+    holding a JSON array of profiles (the http provider's ``students.json``)."""
+
+    presets: ConfigDocument | None = None
+    students: tuple[ConfigDocument, ...] = ()
+    voices: ConfigDocument | None = None
+
+
 def load_config(config_dir: Path, root: Path | None = None) -> Config:
     """Read and check the configuration folder (missing files are fine, broken ones are not).
 
     Every file is checked against its shape; a wrong one is a ``ConfigInvalid`` naming the
     file, the line and the field. Messages name files relative to ``root`` when given."""
-    def shown(path: Path) -> str:
-        return files.shown(path, root) if root else str(path)
+    return parse_config(read_config_dir(config_dir, root))
 
-    presets_file = config_dir / "presets.json"
-    presets = _read_json(presets_file, {}, shown, _PRESETS)
-    students: dict[str, dict[str, Any]] = {}
+
+def read_config_dir(config_dir: Path, root: Path | None = None) -> ConfigDocuments:
+    """The documents of a configuration folder (``presets.json``, ``students/*.json``,
+    ``voices.yml``); a file that is not there is no document."""
+    def read(path: Path) -> ConfigDocument | None:
+        if not path.is_file():
+            return None
+        name = files.shown(path, root) if root else str(path)
+        try:
+            return ConfigDocument(name, path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigInvalid("not UTF-8 text", path=name, line=1) from None
+
     students_dir = config_dir / "students"
-    if students_dir.is_dir():
-        for file in sorted(students_dir.glob("*.json")):
-            profile = _read_json(file, None, shown, _STUDENT)
+    students = (tuple(doc for file in sorted(students_dir.glob("*.json"))
+                      if (doc := read(file)) is not None)
+                if students_dir.is_dir() else ())
+    return ConfigDocuments(read(config_dir / "presets.json"), students,
+                           read(config_dir / "voices.yml"))
+
+
+def parse_config(documents: ConfigDocuments) -> Config:
+    """Check the documents against their shapes and build the frozen ``Config``: the one
+    path of every provider, so a file and a remote document get the same checks and
+    messages (naming the file or URL, the line and the field)."""
+    presets = _parse_json(documents.presets, _PRESETS) if documents.presets else {}
+    students: dict[str, dict[str, Any]] = {}
+    for doc in documents.students:
+        loaded = _parse_json(doc, None)
+        profiles = loaded if isinstance(loaded, list) else [loaded]
+        for index, profile in enumerate(profiles):
+            _check(doc, profile, _STUDENT, f"[{index}] " if isinstance(loaded, list) else "")
             students.setdefault(profile["student"].strip().lower(), profile)
-    voices_file = config_dir / "voices.yml"
-    voices = _read_voices(voices_file, shown(voices_file)) if voices_file.is_file() else {}
+    voices = _parse_voices(documents.voices) if documents.voices else {}
     return Config(presets=presets, students=students, voices=voices)
 
 
-def _read_voices(file: Path, shown: str) -> dict[str, Any]:
+def _parse_voices(doc: ConfigDocument) -> dict[str, Any]:
     """voices.yml: a flat map of speaker (or ``auto``, ``default``) → voice id or name."""
-    import yaml  # only when there is a voices file to read
+    import yaml  # only when there is a voices document to read
 
+    text, shown = doc.text, doc.name
     try:
-        text = file.read_text(encoding="utf-8")
         root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except UnicodeDecodeError:
-        raise ConfigInvalid("not UTF-8 text", path=shown, line=1) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigInvalid(f"invalid YAML: {getattr(exc, 'problem', exc)}", path=shown,
@@ -122,27 +163,26 @@ def _read_voices(file: Path, shown: str) -> dict[str, Any]:
     return dict(loaded)
 
 
-def _read_json(file: Path, default: Any, shown: Callable[[Path], str],
-               shape: shapes.Shape) -> Any:
-    """The JSON file checked against ``shape`` (``default`` when the file is missing)."""
-    if not file.is_file():
-        return default
+def _parse_json(doc: ConfigDocument, shape: shapes.Shape | None) -> Any:
+    """The JSON document, checked against ``shape`` when given."""
     try:
-        text = file.read_text(encoding="utf-8")
-        data = json.loads(text)
+        data = json.loads(doc.text)
     except json.JSONDecodeError as exc:
-        raise ConfigInvalid(f"invalid JSON: {exc.msg}", path=shown(file),
+        raise ConfigInvalid(f"invalid JSON: {exc.msg}", path=doc.name,
                             line=exc.lineno) from None
-    except UnicodeDecodeError:
-        raise ConfigInvalid("not UTF-8 text", path=shown(file), line=1) from None
     except RecursionError:
-        raise ConfigInvalid("nested too deeply", path=shown(file), line=1) from None
+        raise ConfigInvalid("nested too deeply", path=doc.name, line=1) from None
+    if shape is not None:
+        _check(doc, data, shape)
+    return data
+
+
+def _check(doc: ConfigDocument, data: Any, shape: shapes.Shape, where: str = "") -> None:
     try:
         shape(data)
     except shapes.ShapeError as error:
-        line = _line_of(text, *error.field.split(".")) if error.field else 1
-        raise ConfigInvalid(str(error), path=shown(file), line=line) from None
-    return data
+        line = _line_of(doc.text, *error.field.split(".")) if error.field else 1
+        raise ConfigInvalid(where + str(error), path=doc.name, line=line) from None
 
 
 def _line_of(text: str, *keys: str, quoted: bool = True) -> int:

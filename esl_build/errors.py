@@ -11,7 +11,14 @@
     │   └── StorageError          S3 / local storage
     └── StateError                the recorded state cannot be used
         ├── ManifestCorrupt       a manifest is unreadable or fails its schema
+        ├── WriteConflict         a manifest changed since it was read (re-read and merge)
         └── LeaseHeld             another worker holds this lesson's lease
+
+    PipelineError                 what a pipeline call raises: names lesson, stage, run id,
+    ├── ValidationError           and says whether a retry can help (``retryable``); the
+    ├── ConfigurationError        error it stands for is its ``__cause__``
+    ├── InfrastructureError       (``PipelineError`` is an ``EslBuildError`` too)
+    └── ManifestError
 
 ``cli.py`` prints ``str(error)`` and exits with ``error.exit_code``; no traceback is shown.
 Messages never contain secrets: services raise with the request id, never the token.
@@ -106,5 +113,55 @@ class ManifestCorrupt(StateError):
     """A manifest cannot be read; the message names the file and what is wrong."""
 
 
+class WriteConflict(StateError):
+    """A conditional manifest write found another version than the one it read.
+
+    ``ManifestStore.update`` handles it by re-reading and re-applying its change."""
+
+
 class LeaseHeld(StateError):
     """Another worker holds the lease on this lesson."""
+
+
+class PipelineError(EslBuildError):
+    """A pipeline call failed. ``lesson``, ``stage`` (None: before any stage), ``run_id`` and
+    ``retryable`` (whether the same call can succeed later without a change) say what and
+    where; ``field`` names the request field at fault, if one is; ``result`` holds the
+    steps that completed before the failure (a tuple of pipeline ``Step``)."""
+
+    retryable_default = False
+
+    def __init__(self, message: str, *, lesson: str | None = None, stage: str | None = None,
+                 run_id: str | None = None, retryable: bool | None = None,
+                 field: str | None = None, result: object = None):
+        self.lesson, self.stage, self.run_id, self.field = lesson, stage, run_id, field
+        self.retryable = self.retryable_default if retryable is None else retryable
+        self.result = result
+        where = ":".join(part for part in (stage, lesson) if part)
+        self.reason = message
+        super().__init__(f"{where}: {message}" if where else message)
+
+    def to_json(self) -> dict[str, object]:
+        """The error as an HTTP answer or job status shows it."""
+        return {"type": type(self).__name__, "message": str(self), "lesson": self.lesson,
+                "stage": self.stage, "field": self.field, "retryable": self.retryable,
+                "runId": self.run_id}
+
+
+class ValidationError(PipelineError):
+    """The lesson or the request is invalid: fix it, a retry cannot help."""
+
+
+class ConfigurationError(PipelineError):
+    """A setting, config file or credential is wrong or missing: a retry cannot help."""
+
+    exit_code = 2
+
+
+class InfrastructureError(PipelineError):
+    """A service (publisher, voice, storage) failed; ``retryable`` comes from that service."""
+
+
+class ManifestError(PipelineError):
+    """The recorded state cannot be used (corrupt manifest: no retry; lease held or write
+    conflict: retry)."""

@@ -7,14 +7,16 @@ most once per run. Services are created on first use, so a no-op build never imp
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esl_build import __version__
-from esl_build.config import Config, load_config
+from esl_build.config import Config, parse_config
 from esl_build.errors import EslBuildError, LessonInvalid, Problem
 from esl_build.failures import FailureLog
 from esl_build.files import shown
@@ -22,29 +24,34 @@ from esl_build.fingerprint import fingerprint, sha256_bytes
 from esl_build.lesson.model import Lesson
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
-from esl_build.state.checked import CheckedCache, stamp
-from esl_build.state.manifest import Places
-from esl_build.state.stores import FileManifestStore
+from esl_build.state.checked import CheckedCache
+from esl_build.state.stores import ManifestStore, store_from
+
+if TYPE_CHECKING:
+    from esl_build.config_provider import ConfigProvider
+
+if TYPE_CHECKING:
+    from esl_build.observability import Observer
 
 # Bump when what a stage's plan contains changes without the parser version changing, so
 # verdicts cached by an older esl-build are not trusted.
 CHECKED_KEY_VERSION = 1
 
-_current: Project | None = None
-_current_lock = threading.Lock()
 
 
 class Project:
-    """The lessons repository at ``settings.root``. Services may be injected (tests, workers)."""
+    """The lessons repository at ``settings.root``. Services may be injected (tests, workers);
+    ``observer`` receives the stage events (default: ``ESL_BUILD_EVENT_LOG``, else nothing)."""
 
     def __init__(self, settings: Settings, *, publisher: Publisher | None = None,
                  voice: Voice | None = None, storage: Storage | None = None,
-                 config: Config | None = None):
+                 config: Config | None = None, observer: Observer | None = None,
+                 store: ManifestStore | None = None):
+        from esl_build.observability import observer_for
+
         self.settings = settings
-        self.store = FileManifestStore(
-            settings.lessons_dir, settings.build_dir / ".locks", root=settings.root,
-            places=Places(str(settings.root), str(settings.build_dir),
-                          str(settings.local_bucket)))
+        self.observer = observer or observer_for(settings)
+        self.store: ManifestStore = store or store_from(settings)
         self._publisher, self._voice, self._storage = publisher, voice, storage
         self._config = config
         self.root = str(settings.root)
@@ -55,29 +62,21 @@ class Project:
         self._sources: dict[str, tuple[tuple[int, int, int], bytes, str]] = {}
         self._lessons: dict[tuple[str, str], tuple[Lesson | None, list[Problem]]] = {}
         self._lock = threading.RLock()
-
-    # -- the process-wide project used by dodo.py, the doit backend and the actions --------
-    @classmethod
-    def current(cls) -> Project:
-        """The project of this process, resolved from the environment on first use."""
-        global _current
-        with _current_lock:
-            if _current is None:
-                _current = cls(Settings.resolve())
-            return _current
-
-    @classmethod
-    def use(cls, project: Project | None) -> None:
-        """Make ``project`` the process-wide one (tests, embedding); None resets it."""
-        global _current
-        with _current_lock:
-            _current = project
+        self._unsaved_doit: dict[str, dict[str, dict[str, Any]]] = {}  # see queue_doit_record
+        self._recorded: set[tuple[str, str]] = set()  # see note_recorded
 
     # -- configuration and services ---------------------------------------------------------
+    @cached_property
+    def config_provider(self) -> ConfigProvider:
+        """Where presets, students and voices come from (files, or an HTTP service)."""
+        from esl_build.config_provider import config_provider_from
+        return config_provider_from(self.settings)
+
     @property
     def config(self) -> Config:
+        """The run's one snapshot of the configuration, checked."""
         if self._config is None:
-            self._config = load_config(self.settings.config_dir, self.settings.root)
+            self._config = parse_config(self.config_provider.documents())
         return self._config
 
     @cached_property
@@ -103,7 +102,8 @@ class Project:
             key = self._settings_key()
         except EslBuildError:
             key = None
-        return CheckedCache(self.settings.build_dir / ".cache" / "checked.json", key, self.root)
+        return CheckedCache(self.settings.build_dir / ".cache" / "checked.json", key, self.root,
+                            self.store)
 
     @cached_property
     def failures(self) -> FailureLog:
@@ -124,6 +124,8 @@ class Project:
         """Forget what this process concluded about the files (a long-lived process calls
         this before each build; each doit run does)."""
         self.status_cache.clear()
+        self._recorded.clear()
+        self.store.new_run()
         if "checked" in vars(self):
             self.checked.new_run()
 
@@ -131,16 +133,54 @@ class Project:
         """Everything besides a lesson's own files that its stages' plans depend on."""
         from esl_build.stages.validate import PARSER_VERSION
 
-        config = self.settings.config_dir
-        config_files = sorted(str(p) for p in config.glob("*.*")) + sorted(
-            str(p) for p in (config / "students").glob("*.json"))
         return fingerprint({
             "code": [__version__, PARSER_VERSION, CHECKED_KEY_VERSION],
+            "manifests": self.store.location("_"),  # which store (files, which bucket)
             "strict": self.settings.strict,
             "services": [[s.name, s.settings] for s in (self.publisher, self.voice,
                                                         self.storage)],
-            "config": {path: stamp(path) for path in config_files},
+            "config": [self.config_provider.name, self.config_provider.identity()],
         })
+
+    # -- doit's records, written with the next stage record (one write per stage) ----------
+    def queue_doit_record(self, lesson_id: str, task_id: str, record: dict[str, Any]) -> None:
+        """Keep doit's record of a task until the lesson's next manifest write carries it."""
+        with self._lock:
+            self._unsaved_doit.setdefault(lesson_id, {})[task_id] = record
+
+    def drop_doit_record(self, lesson_id: str, task_id: str) -> None:
+        with self._lock:
+            self._unsaved_doit.get(lesson_id, {}).pop(task_id, None)
+
+    def unsaved_doit_records(self, lesson_id: str | None = None
+                             ) -> dict[str, dict[str, Any]]:
+        """Take the queued doit records of one lesson (task id → record), or of every
+        lesson (lesson id → task id → record) when ``lesson_id`` is None."""
+        with self._lock:
+            if lesson_id is None:
+                taken, self._unsaved_doit = self._unsaved_doit, {}
+                return taken
+            return self._unsaved_doit.pop(lesson_id, {})
+
+    def note_recorded(self, stage: str, lesson_id: str) -> None:
+        """This process just wrote the stage's record (see ``recorded_here``)."""
+        with self._lock:
+            self._recorded.add((stage, lesson_id))
+
+    def recorded_here(self, stage: str, lesson_id: str) -> bool:
+        """Whether this process wrote the stage's record during this run."""
+        return (stage, lesson_id) in self._recorded
+
+    def flush_doit_records(self) -> None:
+        """Write the doit records no stage record carried: one write per lesson. The doit
+        backend does it when the run ends, and the index first, so the manifests it reads
+        are final for this run."""
+        for lesson_id, records in sorted(self.unsaved_doit_records().items()):
+            if records:
+                # A corrupt or unreachable manifest: its stage already said so, and doit's
+                # records are not state (staleness never reads them).
+                with contextlib.suppress(EslBuildError):
+                    self.store.update(lesson_id, functools.partial(_add_doit_records, records))
 
     # -- lessons ----------------------------------------------------------------------------
     def lesson_ids(self) -> list[str]:
@@ -219,3 +259,7 @@ class Project:
         if lesson is None or any(p.is_error for p in problems):
             raise LessonInvalid(problems)
         return lesson
+
+
+def _add_doit_records(records: dict[str, Any], manifest: dict[str, Any]) -> None:
+    manifest["doit"].update(records)

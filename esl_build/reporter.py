@@ -54,8 +54,8 @@ class BuildReporter(ConsoleReporter):  # type: ignore[misc]  # doit has no type 
 
     @staticmethod
     def _project() -> Project:
-        from esl_build.project import Project
-        return Project.current()
+        from esl_build.state.doit_backend import doit_project
+        return doit_project()
 
     def write(self, text: str) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from esl_build.errors import ConfigInvalid
 from esl_build.files import shown
@@ -23,6 +24,12 @@ from esl_build.files import shown
 PUBLISHERS = ("html", "notion")
 VOICES = ("espeak", "elevenlabs")
 STORAGES = ("local", "s3")
+MANIFEST_STORES = ("file", "s3")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+CHECKSUM_MODES = ("when_supported", "when_required")
+DEFAULT_KEY_TEMPLATE = "{prefix}/{lesson}/{sha16}.mp3"
+Getter = Callable[[str], str | None]  # a variable's stripped value, None when unset/empty
+CONFLICT_MODES = ("stop", "force", "keep-notion")
 
 # Every variable esl-build reads, with a one-line description (docs/configuration.md and the
 # CLI's `esl-build env` are generated from this table, so it stays complete).
@@ -40,6 +47,12 @@ ENV_VARS: dict[str, str] = {
     "NOTION_DB_ID": "Notion database that receives lesson pages",
     "NOTION_DATA_SOURCE_ID": "Notion data source that receives lesson pages",
     "NOTION_BASE_URL": "Notion API base URL (tests point it at a local fake)",
+    "NOTION_RATE_LIMIT": "Notion requests per second per token, bursts allowed (default 3)",
+    "NOTION_RETRY_DELAY": "seconds before the first retry of a failed Notion request, doubling "
+                          "after (default 0.5)",
+    "NOTION_ON_CONFLICT": "a block edited in the lesson and in Notion: stop (default), force "
+                          "(take the lesson's) or keep-notion (keep Notion's)",
+    "STUDENTS_DB_ID": "Notion data source of student pages (the Student relation's target)",
     "ELEVENLABS_API_KEY": "ElevenLabs API key (secret); selects the elevenlabs voice",
     "ELEVENLABS_BASE_URL": "ElevenLabs API base URL (tests point it at a local fake)",
     "ELEVENLABS_MODEL_ID": "ElevenLabs model (default eleven_multilingual_v2)",
@@ -47,6 +60,34 @@ ENV_VARS: dict[str, str] = {
     "S3_PREFIX": "key prefix for audio objects",
     "AWS_REGION": "AWS region (default us-east-1)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint URL (MinIO, moto, R2)",
+    "S3_KEY_TEMPLATE": "object key of a lesson's audio (default {prefix}/{lesson}/{sha16}.mp3)",
+    "S3_PUBLIC_BASE_URL": "public URL of the bucket (a CDN); audio URLs are built on it",
+    "S3_PUBLIC_READ": "1/true: upload with the public-read ACL (an error if the bucket forbids "
+                      "ACLs)",
+    "S3_PRESIGN_SECONDS": "link audio by presigned URLs valid this long (they expire in Notion)",
+    "S3_ADDRESSING_STYLE": "S3 addressing: auto (default), path (MinIO, moto) or virtual",
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_supported (default) or when_required (servers "
+                                        "that reject botocore's default checksums)",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_supported (default) or when_required",
+    "ESL_PIPELINE_MANIFEST_STORE": "manifest store: file (default, beside the lessons) or s3",
+    "ESL_PIPELINE_MANIFEST_BUCKET": "bucket of the s3 manifest store (required with it)",
+    "ESL_PIPELINE_MANIFEST_PREFIX": "key prefix of the s3 manifest store (e.g. manifests/prod)",
+    "ESL_PIPELINE_MANIFEST_ROOT": "folder manifest keys are relative to (default: the project)",
+    "ESL_PIPELINE_CONFIG_PROVIDER": "config source: file (default: ESL_PIPELINE_CONFIG_DIR, "
+                                    "./configs, the package's defaults) or http",
+    "ESL_PIPELINE_CONFIG_ENDPOINT": "base URL of the http config provider (required with it)",
+    "ESL_PIPELINE_CONFIG_TOKEN": "bearer token for the http config provider (secret)",
+    "ESL_PIPELINE_CONFIG_TENANT": "tenant id sent with every config request (?tenant=…)",
+    "ESL_PIPELINE_CONFIG_PRESETS_PATH": "presets path under the endpoint (default presets.json)",
+    "ESL_PIPELINE_CONFIG_STUDENTS_PATH": "students path under the endpoint (default "
+                                         "students.json: a JSON array of profiles)",
+    "ESL_PIPELINE_CONFIG_VOICES_PATH": "voices path under the endpoint (default voices.yml)",
+    "ESL_PIPELINE_LEASE_TTL": "seconds a lesson lease lasts unless renewed (default 60)",
+    "ESL_PIPELINE_LEASE_TIMEOUT": "seconds to wait for another worker's lease (default 600)",
+    "ESL_BUILD_EVENT_LOG": "file that doit and CLI runs append stage events to (JSON lines)",
+    "ESL_BUILD_SERVICE_TOKEN": "bearer token the HTTP worker requires (secret; default: none)",
+    "ESL_BUILD_SERVICE_LIVE": "1/true: the HTTP worker runs live jobs (default: dry runs only)",
+    "ESL_BUILD_SERVICE_MAX_JOBS": "live jobs the HTTP worker runs at once (default 2)",
 }
 
 
@@ -80,6 +121,10 @@ class NotionSettings:
     database_id: str | None = None
     data_source_id: str | None = None
     base_url: str | None = None
+    students_id: str | None = None
+    rate: float = 3.0
+    backoff: float = 0.5  # seconds before the first retry of a failed request
+    on_conflict: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -91,10 +136,55 @@ class ElevenLabsSettings:
 
 @dataclass(frozen=True)
 class S3Settings:
+    """Where audio goes and how it is linked. ``prefix`` defaults to ``audio``, so the
+    default key ``audio/<lesson>/<sha256[:16]>.mp3`` is the local storage's key too."""
+
     bucket: str | None = None
-    prefix: str = ""
+    prefix: str = "audio"
     region: str = "us-east-1"
     endpoint_url: str | None = None
+    key_template: str = DEFAULT_KEY_TEMPLATE
+    public_base_url: str | None = None
+    public_read: bool = False
+    presign_seconds: int | None = None
+    addressing_style: str = "auto"
+    request_checksum: str = "when_supported"
+    response_checksum: str = "when_supported"
+
+
+@dataclass(frozen=True)
+class ConfigSettings:
+    """Where presets, students and voices come from (see ``esl_build.config_provider``)."""
+
+    provider: str = "file"
+    dir_explicit: bool = False  # ESL_PIPELINE_CONFIG_DIR was set: it must exist
+    endpoint: str | None = None
+    token: Secret | None = None
+    tenant: str | None = None
+    presets_path: str = "presets.json"
+    students_path: str = "students.json"
+    voices_path: str = "voices.yml"
+
+
+@dataclass(frozen=True)
+class ManifestStoreSettings:
+    """Which manifest store, and (for s3) where its keys live."""
+
+    kind: str = "file"
+    bucket: str | None = None
+    prefix: str = ""
+    root: Path | None = None  # manifest keys are relative to it (default: the project root)
+    lease_ttl: float = 60.0
+    lease_timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The HTTP worker's deployment settings (``esl-build serve``)."""
+
+    token: Secret | None = None
+    live: bool = False
+    max_jobs: int = 2
 
 
 @dataclass(frozen=True)
@@ -114,6 +204,10 @@ class Settings:
     notion: NotionSettings = NotionSettings()
     elevenlabs: ElevenLabsSettings = ElevenLabsSettings()
     s3: S3Settings = S3Settings()
+    manifests: ManifestStoreSettings = ManifestStoreSettings()
+    config: ConfigSettings = ConfigSettings()
+    event_log: Path | None = None
+    service: ServiceSettings = ServiceSettings()
 
     @property
     def site_dir(self) -> Path:
@@ -163,25 +257,117 @@ class Settings:
                           "elevenlabs" if get("ELEVENLABS_API_KEY") else "espeak"),
             storage=_choose("ESL_BUILD_STORAGE", get, STORAGES,
                             "s3" if get("S3_BUCKET") else "local"),
-            strict=(get("ESL_BUILD_STRICT") or "").lower() in {"1", "true", "yes"},
+            strict=_flag(get("ESL_BUILD_STRICT")),
             run_id=get("ESL_BUILD_RUN_ID") or "r-" + uuid.uuid4().hex[:8],
             notion=NotionSettings(token=secret("NOTION_TOKEN"), database_id=get("NOTION_DB_ID"),
                                   data_source_id=get("NOTION_DATA_SOURCE_ID"),
-                                  base_url=get("NOTION_BASE_URL")),
+                                  base_url=get("NOTION_BASE_URL"),
+                                  students_id=get("STUDENTS_DB_ID"),
+                                  rate=_positive("NOTION_RATE_LIMIT", get, 3.0),
+                                  backoff=_positive("NOTION_RETRY_DELAY", get, 0.5),
+                                  on_conflict=_choose("NOTION_ON_CONFLICT", get, CONFLICT_MODES,
+                                                      "stop")),
             elevenlabs=ElevenLabsSettings(api_key=secret("ELEVENLABS_API_KEY"),
                                           base_url=get("ELEVENLABS_BASE_URL"),
                                           model=get("ELEVENLABS_MODEL_ID")
                                           or "eleven_multilingual_v2"),
-            s3=S3Settings(bucket=get("S3_BUCKET"), prefix=(get("S3_PREFIX") or "").strip("/"),
+            s3=S3Settings(bucket=get("S3_BUCKET"),
+                          prefix=(get("S3_PREFIX") or "audio").strip("/"),
                           region=get("AWS_REGION") or "us-east-1",
-                          endpoint_url=get("AWS_ENDPOINT_URL_S3")),
+                          endpoint_url=get("AWS_ENDPOINT_URL_S3"),
+                          key_template=get("S3_KEY_TEMPLATE") or DEFAULT_KEY_TEMPLATE,
+                          public_base_url=(get("S3_PUBLIC_BASE_URL") or "").rstrip("/") or None,
+                          public_read=_flag(get("S3_PUBLIC_READ")),
+                          presign_seconds=_number("S3_PRESIGN_SECONDS", get, int),
+                          addressing_style=_choose("S3_ADDRESSING_STYLE", get,
+                                                   ADDRESSING_STYLES, "auto"),
+                          request_checksum=_choose("AWS_REQUEST_CHECKSUM_CALCULATION", get,
+                                                   CHECKSUM_MODES, "when_supported"),
+                          response_checksum=_choose("AWS_RESPONSE_CHECKSUM_VALIDATION", get,
+                                                    CHECKSUM_MODES, "when_supported")),
+            manifests=_manifest_store(root, get),
+            config=_config_source(get, secret),
+            event_log=(root / log).resolve() if (log := get("ESL_BUILD_EVENT_LOG")) else None,
+            service=ServiceSettings(token=secret("ESL_BUILD_SERVICE_TOKEN"),
+                                    live=_flag(get("ESL_BUILD_SERVICE_LIVE")),
+                                    max_jobs=_count("ESL_BUILD_SERVICE_MAX_JOBS", get, 2)),
         )
         return settings.with_(**flags) if flags else settings
 
 
-def _choose(name: str, get: Callable[[str], str | None], allowed: tuple[str, ...],
-            default: str) -> str:
+def _positive(name: str, get: Callable[[str], str | None], default: float) -> float:
+    value = get(name)
+    try:
+        number = float(value) if value else default
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise ConfigInvalid(f"{name}={value!r} must be a positive number")
+    return number
+
+
+def _choose(name: str, get: Getter, allowed: tuple[str, ...], default: str) -> str:
     value = (get(name) or default).lower()
     if value not in allowed:
         raise ConfigInvalid(f"{name}={value!r} is not one of: {', '.join(allowed)}")
     return value
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in {"1", "true", "yes"}
+
+
+def _number(name: str, get: Getter, kind: type[int] | type[float]) -> Any:
+    value = get(name)
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ConfigInvalid(f"{name}={value!r} must be a positive number")
+    return number
+
+
+def _manifest_store(root: Path, get: Getter) -> ManifestStoreSettings:
+    kind = _choose("ESL_PIPELINE_MANIFEST_STORE", get, MANIFEST_STORES, "file")
+    bucket = get("ESL_PIPELINE_MANIFEST_BUCKET")
+    if kind == "s3" and not bucket:
+        raise ConfigInvalid("ESL_PIPELINE_MANIFEST_STORE=s3 needs ESL_PIPELINE_MANIFEST_BUCKET "
+                            "(the bucket that holds the manifests)")
+    manifest_root = get("ESL_PIPELINE_MANIFEST_ROOT")
+    return ManifestStoreSettings(
+        kind=kind, bucket=bucket, prefix=(get("ESL_PIPELINE_MANIFEST_PREFIX") or "").strip("/"),
+        root=(root / manifest_root).resolve() if manifest_root else None,
+        lease_ttl=_number("ESL_PIPELINE_LEASE_TTL", get, float) or 60.0,
+        lease_timeout=_number("ESL_PIPELINE_LEASE_TIMEOUT", get, float) or 600.0)
+
+
+def _config_source(get: Getter, secret: Callable[[str], Secret | None]) -> ConfigSettings:
+    kind = (get("ESL_PIPELINE_CONFIG_PROVIDER") or "file").lower()
+    kind = {"remote": "http", "local": "file", "filesystem": "file"}.get(kind, kind)
+    if kind not in ("file", "http"):
+        raise ConfigInvalid(f"ESL_PIPELINE_CONFIG_PROVIDER={kind!r} is not one of: file, http")
+    endpoint = get("ESL_PIPELINE_CONFIG_ENDPOINT")
+    if kind == "http" and not endpoint:
+        raise ConfigInvalid("ESL_PIPELINE_CONFIG_PROVIDER=http needs "
+                            "ESL_PIPELINE_CONFIG_ENDPOINT (the config service's base URL)")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise ConfigInvalid(f"ESL_PIPELINE_CONFIG_ENDPOINT={endpoint!r} must be an http(s) URL")
+    return ConfigSettings(
+        provider=kind, dir_explicit=get("ESL_PIPELINE_CONFIG_DIR") is not None,
+        endpoint=endpoint, token=secret("ESL_PIPELINE_CONFIG_TOKEN"),
+        tenant=get("ESL_PIPELINE_CONFIG_TENANT"),
+        presets_path=get("ESL_PIPELINE_CONFIG_PRESETS_PATH") or "presets.json",
+        students_path=get("ESL_PIPELINE_CONFIG_STUDENTS_PATH") or "students.json",
+        voices_path=get("ESL_PIPELINE_CONFIG_VOICES_PATH") or "voices.yml")
+
+
+def _count(name: str, get: Callable[[str], str | None], default: int) -> int:
+    value = get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise ConfigInvalid(f"{name}={value!r} must be a whole number from 1 to 64")
+    return int(value)

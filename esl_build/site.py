@@ -18,6 +18,7 @@ from esl_build.fingerprint import fingerprint
 from esl_build.project import Project
 from esl_build.stages import statuses
 from esl_build.stages.base import record_of
+from esl_build.state.doit_backend import doit_project
 
 if TYPE_CHECKING:
     from esl_build.services.html import IndexEntry
@@ -64,8 +65,9 @@ def _entries_fingerprint(project: Project, entries: list[IndexEntry]) -> str:
 
 def write_index() -> TaskFailed | None:
     """doit action of ``index``."""
-    project = Project.current()
+    project = doit_project()
     try:
+        project.flush_doit_records()  # the manifests are final for this run before we read
         entries = index_entries(project)
         project.publisher.refresh_index(entries)  # type: ignore[attr-defined]
     except EslBuildError as error:
@@ -85,7 +87,8 @@ class IndexMatches:
     """doit ``uptodate`` check of the ``index`` task."""
 
     def __call__(self, task: object, values: object) -> bool:
-        project = Project.current()
+        project = doit_project()
+        project.flush_doit_records()  # every lesson task is done: their manifests are final
         marker = _fingerprint_file(project)
         if not (project.settings.site_dir / "index.html").exists() or not marker.exists():
             return False

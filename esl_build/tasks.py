@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from doit.exceptions import TaskError, TaskFailed
 
 from esl_build.errors import ConfigInvalid, EslBuildError, Problem
-from esl_build.project import Project
 from esl_build.reporter import BuildReporter
 from esl_build.stages import STAGES, UPSTREAM
 from esl_build.state.doit_backend import doit_project
@@ -71,7 +70,7 @@ class RecordMatches:
     def __call__(self, task: object) -> bool:
         from esl_build.stages import statuses
         try:
-            self.status = statuses(Project.current(), self.lesson_id)[self.stage]
+            self.status = statuses(doit_project(), self.lesson_id)[self.stage]
             self.why = self.status.reason
         except EslBuildError as error:  # e.g. a corrupt manifest: the action reports it
             self.why = f"cannot check: {error}"
@@ -137,7 +136,7 @@ def _lines_to_voice(status: Status) -> str:
     from esl_build.stages import tts
     assert status.plan is not None
     try:
-        lines = tts.unvoiced_lines(Project.current(), status.plan)
+        lines = tts.unvoiced_lines(doit_project(), status.plan)
     except EslBuildError:
         return ""
     return f" (line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})" if lines \
@@ -149,7 +148,7 @@ def run_stage(stage: str, lesson_id: str) -> TaskFailed | TaskError | None:
     (doit's exit code 1), a configuration error a doit error (exit code 2)."""
     from esl_build import stages
     try:
-        stages.run(Project.current(), stage, lesson_id)
+        stages.run(doit_project(), stage, lesson_id)
     except EslBuildError as error:
         if error.exit_code == ConfigInvalid.exit_code:
             return TaskError(str(error))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from esl_build.project import Project
 from esl_build.settings import ENV_VARS
 
 
@@ -15,9 +14,7 @@ from esl_build.settings import ENV_VARS
 def _clean_env(monkeypatch: pytest.MonkeyPatch):
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
-    Project.use(None)
     yield
-    Project.use(None)
 
 
 class GoldenFolder:

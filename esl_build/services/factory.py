@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from esl_build.errors import ConfigInvalid
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
@@ -14,8 +16,8 @@ def publisher_from(settings: Settings) -> Publisher:
     if settings.publisher == "html":
         from esl_build.services.html import HtmlPublisher
         return HtmlPublisher(settings.site_dir, settings.root)
-    raise ConfigInvalid("the notion publisher " + _LATER.format(
-        cred="NOTION_TOKEN", var="ESL_BUILD_PUBLISHER", default="html"))
+    from esl_build.services.notion import NotionPublisher
+    return NotionPublisher(settings.notion)
 
 
 def voice_from(settings: Settings) -> Voice:
@@ -30,5 +32,11 @@ def storage_from(settings: Settings) -> Storage:
     if settings.storage == "local":
         from esl_build.services.local import LocalStorage
         return LocalStorage(settings.local_bucket, settings.root)
-    raise ConfigInvalid("s3 storage " + _LATER.format(
-        cred="S3_BUCKET", var="ESL_BUILD_STORAGE", default="local"))
+    from esl_build.services.s3 import S3Storage
+    storage = S3Storage.from_settings(settings.s3)
+    if storage.presign_seconds:
+        print(f"esl-build: warning: S3_PRESIGN_SECONDS={storage.presign_seconds}: audio is "
+              "linked by presigned URLs, which stop working in the page (Notion) after "
+              f"{storage.presign_seconds} s; prefer a public bucket policy or "
+              "S3_PUBLIC_BASE_URL", file=sys.stderr)
+    return storage

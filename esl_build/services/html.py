@@ -261,8 +261,10 @@ class HtmlPublisher:
             index_href=posixpath.relpath("index.html", posixpath.dirname(lesson.id) or "."))
         return html.encode()
 
-    def publish(self, spec: PageSpec, known: dict[str, Any] | None) -> dict[str, Any]:
-        """Write the lesson's page (no audio; see the module docstring).
+    def publish(self, spec: PageSpec, known: dict[str, Any] | None, *,
+                record: object = None) -> dict[str, Any]:
+        """Write the lesson's page (no audio; see the module docstring). ``record`` is not
+        needed: the page is one atomic write.
 
         Returns ``pageId`` (``html:<lesson id>``, or the one in ``known``), ``url`` (the page
         path relative to the project root) and ``sha256`` (of the written bytes).

@@ -52,10 +52,14 @@ class Publisher(Protocol):
     remote: bool
     settings: dict[str, Any]
 
-    def publish(self, spec: PageSpec, known: dict[str, Any] | None) -> dict[str, Any]:
+    def publish(self, spec: PageSpec, known: dict[str, Any] | None, *,
+                record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Create the page, or update the one in ``known`` (the last import outputs) in place.
 
-        Returns outputs with at least ``pageId`` and ``url``."""
+        ``record``, when given, is called with outputs so far as soon as the page exists
+        (and with what it holds when a later request fails), so they are kept in the
+        manifest even if the stage fails. Returns outputs with at least ``pageId`` and
+        ``url``."""
         ...
 
     def link_audio(self, page: dict[str, Any], audio_url: str, known: dict[str, Any] | None,

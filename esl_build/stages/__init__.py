@@ -28,6 +28,7 @@ from esl_build.state.checked import Stamp, stamp
 from esl_build.state.manifest import record_stage
 
 if TYPE_CHECKING:
+    from esl_build.observability import StageEvents
     from esl_build.project import Project
 
 MODULES: dict[str, ModuleType] = {"validate": validate, "import": import_page, "tts": tts,
@@ -99,11 +100,12 @@ def statuses(project: Project, lesson_id: str) -> dict[str, Status]:
     if checked.fresh(lesson_id):  # nothing it depends on changed since it was verified
         result = {stage: Status(stage, lesson_id, "") for stage in STAGES}
     else:
+        manifest_stamp = project.store.stamp(lesson_id)
         result, files, manifest = _verify(project, lesson_id)
         if any(state.stale for state in result.values()):
             checked.forget(lesson_id)
         else:
-            checked.remember(lesson_id, files, manifest.get("doit") or {})
+            checked.remember(lesson_id, files, manifest.get("doit") or {}, manifest_stamp)
     project.status_cache[lesson_id] = (key, result)
     return result
 
@@ -112,8 +114,7 @@ def _verify(project: Project, lesson_id: str
             ) -> tuple[dict[str, Status], dict[str, Stamp], dict[str, Any]]:
     """Every stage's status by content, the stamps (taken first) of the files read, and the
     manifest."""
-    sources = (str(project.source_path(lesson_id)), str(project.store.path(lesson_id)))
-    files = {path: stamp(path) for path in sources}
+    files = {str(project.source_path(lesson_id)): stamp(str(project.source_path(lesson_id)))}
     manifest = ManifestView(project.store.read(lesson_id))
     for stage in STAGES:
         record = record_of(manifest, stage)
@@ -135,22 +136,27 @@ class Result:
 def run(project: Project, stage: str, lesson_id: str, *, force: bool = False) -> Result:
     """Run one stage of one lesson if it is stale (or ``force``), and record it.
 
+    Emits ``stage.<stage>.start|success|skipped|failure`` through ``project.observer``.
     Raises ``EslBuildError`` subclasses for anything a user can fix. A failure is kept in
     ``project.failures`` (not in the manifest) until the stage succeeds or is up to date;
     configuration errors are no lesson's failure and are not kept."""
+    events = project.observer.stage(stage, lesson_id)
     try:
-        result = _run(project, stage, lesson_id, force)
-    except EslBuildError as error:
-        if error.exit_code != ConfigInvalid.exit_code:
+        result = _run(project, stage, lesson_id, force, events)
+    except BaseException as error:
+        events.failure(error)
+        if isinstance(error, EslBuildError) and error.exit_code != ConfigInvalid.exit_code:
             project.failures.record(lesson_id, stage, str(error), project.settings.run_id)
         raise
     project.failures.clear(lesson_id, stage)
     return result
 
 
-def _run(project: Project, stage: str, lesson_id: str, force: bool) -> Result:
+def _run(project: Project, stage: str, lesson_id: str, force: bool,
+         events: StageEvents) -> Result:
     with project.store.lease(lesson_id):
-        manifest = ManifestView(project.store.read(lesson_id))
+        # Read afresh under the lease: another worker may have just run this stage.
+        manifest = ManifestView(project.store.read_versioned(lesson_id)[0])
         current = status(project, stage, lesson_id, manifest)
         if current.plan is None:
             if stage != "validate" and "errors" in current.reason:
@@ -158,15 +164,24 @@ def _run(project: Project, stage: str, lesson_id: str, force: bool) -> Result:
             raise EslBuildError(f"{stage}:{lesson_id}: {current.reason}; "
                                 f"run `doit {stage}:{lesson_id}` to build what it needs")
         if not current.stale and not force:
+            events.skipped("up to date")
             return Result(stage, lesson_id, ran=False)
         plan = current.plan
+        events.start(reason=current.reason or "forced", fingerprint=plan.fingerprint)
         outcome: Outcome = MODULES[stage].apply(project, plan, manifest)
         remote = _is_remote(project, stage)
-        project.store.update(lesson_id, lambda manifest: record_stage(
-            manifest, stage=stage, backend=plan.backend, remote=remote,
-            fingerprint=plan.fingerprint,
-            inputs=plan.inputs, outputs=outcome.outputs, cost=outcome.cost.to_json(),
-            run_id=project.settings.run_id))
+        doit_records = project.unsaved_doit_records(lesson_id)
+
+        def record(manifest: dict[str, Any]) -> None:
+            record_stage(manifest, stage=stage, backend=plan.backend, remote=remote,
+                         fingerprint=plan.fingerprint, inputs=plan.inputs,
+                         outputs=outcome.outputs, cost=outcome.cost.to_json(),
+                         run_id=project.settings.run_id)
+            manifest["doit"].update(doit_records)  # doit's records wait for this one write
+
+        project.store.update(lesson_id, record)
+        project.note_recorded(stage, lesson_id)
+        events.success(outcome.cost.to_json(), {"backend": plan.backend, **outcome.outputs})
         return Result(stage, lesson_id, ran=True, cost=outcome.cost)
 
 

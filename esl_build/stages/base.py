@@ -31,15 +31,20 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Cost:
-    """What running a stage spends: characters billed by a voice, requests sent to services."""
+    """What running a stage spends: characters billed by a voice, requests sent to services,
+    and (estimates only) Notion blocks it would create, which a free workspace never gets
+    back."""
 
     characters: int = 0
     requests: int = 0
+    blocks: int = 0
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(self.characters + other.characters, self.requests + other.requests)
+        return Cost(self.characters + other.characters, self.requests + other.requests,
+                    self.blocks + other.blocks)
 
     def to_json(self) -> dict[str, int]:
+        """The manifest's ``cost`` (characters and requests)."""
         return {"characters": self.characters, "requests": self.requests}
 
 

@@ -102,10 +102,22 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     audio.write_mp3(target, data, title=lesson.frontmatter.title, album="esl-build",
                     artist=lesson.frontmatter.student)
     written = target.read_bytes()
-    return Outcome({"mp3": project.relative(target), "sha256": sha256_bytes(written),
-                    "seconds": round(track.seconds, 2), "lines": len(keys),
-                    "synthesized": len(missing), "voices": voices},
-                   _cost(project, missing))
+    digest = sha256_bytes(written)
+    outputs: dict[str, Any] = {"mp3": project.relative(target), "sha256": digest,
+               "seconds": round(track.seconds, 2), "lines": len(keys),
+               "synthesized": len(missing), "voices": voices}
+    cost = _cost(project, missing)
+    if project.storage.remote:
+        # Paid audio must not live on one machine only: store it now, under the key upload
+        # uses (which then finds it there and only records it), so a worker elsewhere
+        # fetches these bytes instead of paying for them again.
+        from esl_build.stages.upload import object_key
+        stored = dict(project.storage.put(
+            target, object_key(project, plan.lesson_id, digest), sha256=digest,
+            content_type="audio/mpeg"))
+        outputs["stored"] = {k: stored[k] for k in ("bucket", "key") if k in stored}
+        cost = cost + Cost(requests=1 + bool(stored.get("sent", True)))
+    return Outcome(outputs, cost)
 
 
 def durable(project: Project, lesson_id: str, record: dict[str, Any],
@@ -115,9 +127,11 @@ def durable(project: Project, lesson_id: str, record: dict[str, Any],
     if outputs.get("mp3") and os.path.isfile(os.path.join(project.root, outputs["mp3"])):
         return True
     upload = record_of(manifest, "upload") or {}
-    return (upload.get("inputs", {}).get("audio") == outputs.get("sha256")
+    if (upload.get("inputs", {}).get("audio") == outputs.get("sha256")
             and upload.get("backend") == project.storage.name
-            and project.storage.durable(upload.get("outputs", {})))
+            and project.storage.durable(upload.get("outputs", {}))):
+        return True
+    return bool(outputs.get("stored")) and project.storage.durable(outputs["stored"])
 
 
 def watched(project: Project, lesson_id: str, record: dict[str, Any],
@@ -147,7 +161,12 @@ def ensure_local(project: Project, lesson_id: str, manifest: dict[str, Any]) -> 
         raise ManifestCorrupt(f"{project.store.location(lesson_id)}: stages.tts.outputs.mp3: "
                               f"must name a file inside {project.relative(build)}/")
     if not target.is_file():
-        project.storage.fetch(upstream(manifest, "upload", lesson_id)["outputs"], target)
+        upload = record_of(manifest, "upload") or {}
+        stored = (upload.get("outputs") if upload.get("inputs", {}).get("audio")
+                  == record["outputs"]["sha256"] else None) or record["outputs"].get("stored")
+        if not stored:
+            upstream(manifest, "upload", lesson_id)  # Waiting: nothing to fetch it from
+        project.storage.fetch(stored, target)
     if sha256_bytes(target.read_bytes()) != record["outputs"]["sha256"]:
         raise VoiceError(f"{project.relative(target)} differs from the recorded audio; "
                          f"run `esl-build rerun {lesson_id} --steps tts,upload,add-audio`")

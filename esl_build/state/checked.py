@@ -2,10 +2,11 @@
 
 When every stage of a lesson is found up to date (by content: fingerprints and outputs), the
 identity (inode, mtime, size) of every file that verdict read is remembered: the lesson's
-Markdown and manifest, and the outputs the stages' durability checks looked at; so is doit's
-part of the manifest. Next run, if all those files still have the same identity and the
-settings are the same, the lesson is up to date without reading or computing anything; if
-any differs, it is checked by content again. git's index avoids rehashing files this way.
+Markdown and the outputs the stages' durability checks looked at; so are the manifest's
+stamp in its store (a file's identity, an S3 object's ETag from the run's one listing) and
+doit's part of the manifest. Next run, if all of them are unchanged and the settings are the
+same, the lesson is up to date without reading or computing anything; if any differs, it is
+checked by content again. git's index avoids rehashing files this way.
 
 It is only a cache (``build/.cache/checked.json``): deleting it, or two builds overwriting
 each other's copy, costs a recomputation and never a wrong answer.
@@ -16,14 +17,17 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from esl_build.files import atomic_write
 from esl_build.fingerprint import fingerprint
 
-VERSION = 2
+if TYPE_CHECKING:
+    from esl_build.state.stores import ManifestStore
+
+VERSION = 3
 Stamp = tuple[int, int, int] | None
 
 
@@ -39,8 +43,10 @@ def stamp(path: str) -> Stamp:
 class CheckedCache:
     """Lessons last verified up to date, under one settings fingerprint."""
 
-    def __init__(self, file: Path, settings_key: str | None, root: str):
+    def __init__(self, file: Path, settings_key: str | None, root: str,
+                 store: ManifestStore | None = None):
         self.file = file
+        self.store = store  # whose stamp of each manifest is part of a verdict
         self.settings_key = settings_key
         self.root = root  # paths are kept relative to it (shorter file, movable checkout)
         self._entries: dict[str, dict[str, Any]] = {}
@@ -75,7 +81,8 @@ class CheckedCache:
             join, root = os.path.join, self.root
             answer = entry is not None and all(
                 stamp(join(root, path)) == (tuple(before) if before else None)
-                for path, before in entry["files"].items())
+                for path, before in entry["files"].items()) and (
+                self.store is None or _same(self.store.stamp(lesson_id), entry.get("manifest")))
             self._fresh[lesson_id] = answer
         return answer
 
@@ -84,11 +91,12 @@ class CheckedCache:
         return dict(self._entries[lesson_id]["doit"])
 
     def remember(self, lesson_id: str, files: dict[str, Stamp],
-                 doit_records: dict[str, Any]) -> None:
-        """Record that the lesson was up to date with ``files`` as stamped *before* checking."""
+                 doit_records: dict[str, Any], manifest: Any = None) -> None:
+        """Record that the lesson was up to date with ``files`` and the ``manifest``'s store
+        stamp as taken *before* checking."""
         entry = {"files": {os.path.relpath(path, self.root): list(s) if s else None
                            for path, s in files.items()},
-                 "doit": doit_records}
+                 "manifest": manifest, "doit": doit_records}
         with self._lock:
             self._fresh[lesson_id] = True
             if self._entries.get(lesson_id) != entry:
@@ -107,7 +115,8 @@ class CheckedCache:
         if not all(self.fresh(lesson_id) for lesson_id in lesson_ids):
             return None
         return fingerprint([self.settings_key,
-                            [[i, self._entries[i]["files"]] for i in lesson_ids]])
+                            [[i, self._entries[i]["files"], self._entries[i].get("manifest")]
+                             for i in lesson_ids]])
 
     def save(self) -> None:
         """Write the cache if it changed (atomically; a concurrent build may overwrite it)."""
@@ -118,3 +127,8 @@ class CheckedCache:
                                     "lessons": self._entries}
             self._dirty = False
         atomic_write(self.file, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+
+
+def _same(now: Any, before: Any) -> bool:
+    """Stamps compare as JSON (a tuple and the list it was saved as are equal)."""
+    return bool(now is not None and (list(now) if isinstance(now, tuple) else now) == before)

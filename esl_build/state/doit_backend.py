@@ -7,8 +7,11 @@ no ``.doit.db`` is ever written, and deleting one changes nothing.
 
 Behaviour that differs from doit's stock backends, on purpose:
 
-- A task's record is written as soon as doit finishes saving it (when ``deps:`` is set, the
-  last key ``save_success`` writes), not at the end of the run: a kill loses nothing.
+- A task's record is not a write of its own: it rides along with the lesson's next stage
+  record (``stages.run``), and what is left is written when the run ends (``dump``), so a
+  stage costs one manifest write, which matters on an S3 store. A record equal to the stored
+  one is not written at all. A kill can lose doit's last records of a lesson, never a stage
+  record; doit needs none of them to see a task up to date (staleness never reads them).
 - When a task *fails*, doit drops its record. Here a failure changes no manifest: the stage
   record still holds the last good fingerprint and outputs, and the stage reruns anyway
   because its inputs differ from that record (or its output is missing).
@@ -52,8 +55,7 @@ class ManifestBackend:
     def __init__(self, name: str, codec: Any = None, *, module_name: str | None = None):
         self.name = name
         self.codec = codec
-        self.project = doit_project()
-        self.project.new_run()  # a new doit run looks at the files afresh
+        self.project = new_doit_project()  # one per doit run: each looks at the files afresh
         self._pending: dict[str, dict[str, Any]] = {}  # task id → record being saved
         self._memory: dict[str, dict[str, Any]] = {}   # tasks that belong to no lesson
         self._saved: dict[str, dict[str, Any]] = {}    # lesson id → its manifest's "doit"
@@ -112,9 +114,17 @@ class ManifestBackend:
             if dependency != "deps:":  # doit writes deps: last: the record is complete
                 return
             del self._pending[task_id]
-            self._saved.setdefault(route[1], {})[task_id] = record
+            saved = self._saved.setdefault(route[1], {})
             self._answers.pop(task_id, None)
-        self.project.store.update(route[1], lambda m: m["doit"].__setitem__(task_id, record))
+            known = saved.get(task_id) == record
+            saved[task_id] = record
+        # The task just ran. Unless this process recorded its stage, a worker process did
+        # (-P process), or another machine: the stage record is news to this process, whose
+        # up-to-date checks of the next stages must see it.
+        if not self.project.recorded_here(*route):
+            self.project.store.invalidate(route[1])
+        if not known:  # else the manifest holds it already
+            self.project.queue_doit_record(route[1], task_id, record)
 
     def remove(self, task_id: str) -> None:
         failure = _failure_being_handled()
@@ -130,17 +140,18 @@ class ManifestBackend:
         if route is None or failure is not None:
             return
         stage, lesson_id = route
+        self.project.drop_doit_record(lesson_id, task_id)
 
         def forget(manifest: dict[str, Any]) -> None:
             manifest["doit"].pop(task_id, None)
             forget_stage(manifest, stage)
 
-        if self.project.store.path(lesson_id).exists():
-            try:
+        try:
+            if self.project.store.read(lesson_id) is not None:
                 self.project.store.update(lesson_id, forget)
-            except ManifestCorrupt as error:  # `doit forget`: doit's form, no traceback
-                sys.stderr.write(f"ERROR: {error}\n")
-                raise SystemExit(error.exit_code) from None
+        except ManifestCorrupt as error:  # `doit forget`: doit's form, no traceback
+            sys.stderr.write(f"ERROR: {error}\n")
+            raise SystemExit(error.exit_code) from None
 
     def remove_all(self) -> None:
         for lesson_id in list(self.project.store.ids()):
@@ -148,9 +159,10 @@ class ManifestBackend:
                 self.remove(f"{stage}:{lesson_id}")
 
     def dump(self) -> None:
-        """Every complete record was written when it was saved; only the cache of lessons
-        verified up to date is written now (it is only a cache). doit calls this when its
-        run ends: a run whose errors all follow from failed stages settles here."""
+        """Write doit's records that no stage record carried (one write per lesson), then
+        the cache of lessons verified up to date (it is only a cache). doit calls this when
+        its run ends: a run whose errors all follow from failed stages settles here."""
+        self.project.flush_doit_records()
         if "checked" in vars(self.project):
             self.project.checked.save()
         if self._failed:
@@ -170,13 +182,30 @@ class ManifestBackend:
 
 
 def doit_project() -> Project:
-    """The process's project, its settings, services and config files checked.
+    """The project of the doit run in progress: the one its ``ManifestBackend`` built.
+
+    doit builds the backend (``Globals.dep_manager.backend``) before it loads the tasks, and
+    the task loader, the up-to-date checks, the actions and the reporter all run inside that
+    run, so they share its project without any "current" object of our own. Outside a doit
+    run (no manifest backend), a new project is built."""
+    from doit.globals import Globals
+
+    backend = getattr(Globals.dep_manager, "backend", None)
+    if isinstance(backend, ManifestBackend):
+        return backend.project
+    return new_doit_project()
+
+
+def new_doit_project() -> Project:
+    """A project resolved from the environment, its settings, services and config files
+    checked.
 
     A bad one prints ``ERROR: <file:line: message>`` (doit's form, no traceback) and exits
     with 2, the code for bad configuration everywhere: doit's loader would exit with 3."""
     from esl_build.project import Project
+    from esl_build.settings import Settings
     try:
-        project = Project.current()
+        project = Project(Settings.resolve())
         project.check_setup()
     except EslBuildError as error:
         sys.stderr.write(f"ERROR: {error}\n")

@@ -201,7 +201,9 @@ def manifest_shape(places: Places) -> sh.Shape:
                          extra=json),
         "tts": sh.obj({"mp3": in_build, "sha256": _HEX, "seconds": sh.number(minimum=0),
                        "lines": sh.integer(minimum=0), "synthesized": sh.integer(minimum=0),
-                       "voices": sh.mapping(sh.text(), what="speaker")}),
+                       "voices": sh.mapping(sh.text(), what="speaker")},
+                      # with remote storage: the object the MP3 was stored as when paid for
+                      {"stored": sh.obj({"key": _key}, {"bucket": sh.text()})}),
         "upload": sh.obj({"key": _key, "url": audio},
                          {"bucket": sh.text(), "etag": sh.text()}, extra=json),
         "add-audio": sh.obj({"url": audio},

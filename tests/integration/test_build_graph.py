@@ -271,6 +271,7 @@ def test_a_real_backend_selected_by_credentials_is_named_and_not_faked(repo):
     run = repo.doit(env={"NOTION_TOKEN": "secret-token-value"})
     assert run.returncode == 2  # a configuration error: found before any task runs
     assert "notion publisher" in run.stderr
+    assert "needs NOTION_DATA_SOURCE_ID or NOTION_DB_ID" in run.stderr  # no target: stop
     assert "unset NOTION_TOKEN or set ESL_BUILD_PUBLISHER=html" in run.stderr
     assert "secret-token-value" not in run.stdout + run.stderr
 

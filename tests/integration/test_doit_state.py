@@ -17,8 +17,6 @@ from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 
 from esl_build import tasks
-from esl_build.project import Project
-from esl_build.settings import Settings
 from esl_build.testing.repo import LessonsRepo, lesson_text
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "esl_build" / "schemas"
@@ -97,7 +95,6 @@ def test_two_concurrent_builds_lose_no_record_and_bill_nothing_twice(tmp_path):
 def in_process(tmp_path, monkeypatch):
     repo = many_lessons(tmp_path / "repo", 2)
     monkeypatch.chdir(repo.root)
-    Project.use(Project(Settings.resolve(repo.root, env={})))
     return repo
 
 
@@ -123,7 +120,6 @@ def test_doit_main_builds_and_a_no_op_needs_no_network_and_no_sdk(in_process, mo
     monkeypatch.setattr(socket, "create_connection", refuse)
     for name in ("notion_client", "elevenlabs", "boto3"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    Project.use(Project(Settings.resolve(in_process.root, env={})))
     code, out = build(in_process)
     assert code == 0
     assert "] " not in out and "add-audio            0           2" in out
@@ -153,7 +149,6 @@ def test_a_failing_stage_keeps_its_record_and_identity(in_process):
     page = in_process.path("build/site/unit0.html")
     page.unlink()
     page.mkdir()  # the publisher can't write its page: import fails
-    Project.use(Project(Settings.resolve(in_process.root, env={})))
     code, out = build(in_process, "import:unit0")
     assert code != 0 and "unit0.html" in out
     assert manifest.read_bytes() != before  # validate succeeded and was recorded …

@@ -34,3 +34,29 @@ def test_secrets_never_show_themselves(tmp_path):
     assert "ntn_very_secret" not in repr(settings) and "ntn_very_secret" not in str(settings)
     assert settings.notion.token == Secret("ntn_very_secret")
     assert settings.notion.token.reveal() == "ntn_very_secret"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"ESL_PIPELINE_MANIFEST_STORE": "s3"}, "needs ESL_PIPELINE_MANIFEST_BUCKET"),
+    ({"ESL_PIPELINE_MANIFEST_STORE": "redis"}, "ESL_PIPELINE_MANIFEST_STORE='redis' is not"),
+    ({"S3_PRESIGN_SECONDS": "soon"}, "S3_PRESIGN_SECONDS='soon' must be a positive number"),
+    ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE='dns' is not one of"),
+    ({"ESL_PIPELINE_CONFIG_PROVIDER": "http"}, "needs ESL_PIPELINE_CONFIG_ENDPOINT"),
+    ({"ESL_PIPELINE_CONFIG_PROVIDER": "http", "ESL_PIPELINE_CONFIG_ENDPOINT": "ftp://x"},
+     "must be an http"),
+])
+def test_wrong_store_storage_and_config_settings_are_named(tmp_path, env, message):
+    with pytest.raises(ConfigInvalid, match=message):
+        Settings.resolve(tmp_path, env=env)
+
+
+def test_s3_manifest_store_and_remote_config_settings(tmp_path):
+    settings = Settings.resolve(tmp_path, env={
+        "ESL_PIPELINE_MANIFEST_STORE": "S3", "ESL_PIPELINE_MANIFEST_BUCKET": "m",
+        "ESL_PIPELINE_MANIFEST_PREFIX": "/manifests/prod/", "ESL_PIPELINE_MANIFEST_ROOT": "..",
+        "ESL_PIPELINE_CONFIG_PROVIDER": "remote", "ESL_PIPELINE_CONFIG_ENDPOINT": "https://c/x",
+        "ESL_PIPELINE_CONFIG_TOKEN": "cfg-secret", "S3_PRESIGN_SECONDS": "600"})
+    assert (settings.manifests.kind, settings.manifests.prefix) == ("s3", "manifests/prod")
+    assert settings.manifests.root == tmp_path.parent
+    assert settings.config.provider == "http" and "cfg-secret" not in repr(settings)
+    assert settings.s3.presign_seconds == 600 and settings.s3.prefix == "audio"
