@@ -13,7 +13,7 @@ RUN python -m pip install --no-cache-dir build && python -m build --wheel --outd
 FROM python:3.12-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=wheel /dist/*.whl /tmp/
-RUN python -m pip install --no-cache-dir /tmp/*.whl && rm /tmp/*.whl \
+RUN python -m pip install --no-cache-dir "$(ls /tmp/*.whl)[service,queue]" && rm /tmp/*.whl \
     && useradd --create-home --uid 10001 esl
 USER esl
 WORKDIR /lessons

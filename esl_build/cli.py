@@ -9,7 +9,10 @@
     esl-build rerun ID --steps tts,upload,add-audio  force stages without re-running upstream
     esl-build init DIR                               scaffold a lessons repository
     esl-build env                                    the variables esl-build reads, and backends
+    esl-build voices sync                            refresh configs/elevenlabs.voices.json
+    esl-build build --max-characters N --dry-run     refuse over N characters; plan only
     esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
+    esl-build worker [--concurrency N] [--pool P]    a queue worker (esl_build.queue)
 
 Exit codes: 0 success, 1 a lesson or a stage failed, 2 bad usage or configuration.
 """
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[1:] in (["--help"], ["-h"], ["help"]):
             print(BUILD_HELP, end="")
             return 0
-        return run_doit(argv[1:])
+        return run_build(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -76,6 +79,12 @@ options of run:
                          new voices and a summary; console: doit's own lines (".  task"
                          ran, "-- task" up to date), for scripts
 
+options before the command (esl-build's own; each the flag of a variable, docs/elevenlabs.md):
+  --dry-run              print what the build would do and bill, and stop (sends nothing)
+  --max-characters N     refuse to start when the build would bill more than N characters
+  --tts-mode M, --model ID, --output-format F, --language L, --stability S, --seed N,
+  --concurrency N        ElevenLabs settings for this build
+
 `doit -a` forces nothing (each stage checks its record): use `esl-build rerun` or forget.
 exit codes: 0 success, 1 a lesson or stage failed, 2 bad usage or configuration
 """
@@ -91,6 +100,61 @@ def run_doit(args: list[str]) -> int:
         return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args))
     except SystemExit as stop:  # a bad configuration, found while loading the tasks
         return stop.code if isinstance(stop.code, int) else 2
+
+
+# esl-build build's own options (the rest goes to doit), each the CLI form of a variable.
+BUILD_FLAGS = {"--max-characters": "ESL_BUILD_MAX_CHARACTERS",
+               "--tts-mode": "ELEVENLABS_TTS_MODE", "--model": "ELEVENLABS_MODEL_ID",
+               "--output-format": "ELEVENLABS_OUTPUT_FORMAT",
+               "--language": "ELEVENLABS_LANGUAGE", "--stability": "ELEVENLABS_STABILITY",
+               "--seed": "ELEVENLABS_SEED", "--concurrency": "ELEVENLABS_CONCURRENCY"}
+
+
+def run_build(args: list[str]) -> int:
+    """``esl-build build [--dry-run] [--max-characters N] [--tts-mode M] ... [DOIT ARGS]``.
+
+    The flags are resolved like their variables (BUILD_FLAGS). Before doit starts, the
+    characters the build would bill are planned: ``--dry-run`` prints the plan and stops
+    (nothing is sent anywhere); over ``--max-characters`` the build is refused (exit 2)."""
+    import os
+
+    from esl_build.stages import tts
+
+    overrides: dict[str, str] = {}
+    dry_run, rest = False, []
+    words = iter(args)
+    for word in words:
+        name, eq, value = word.partition("=")
+        if word == "--dry-run":
+            dry_run = True
+        elif name in BUILD_FLAGS:
+            value = value if eq else next(words, "")
+            if not value:
+                print(f"esl-build build: {name} needs a value", file=sys.stderr)
+                return 2
+            overrides[BUILD_FLAGS[name]] = value
+        else:
+            rest.append(word)
+    try:
+        project = Project(Settings.resolve(env={**os.environ, **overrides}))
+        # The flags are their variables: the doit run below (and `plan`) resolve its settings
+        # from this process's environment, as for `doit`.
+        os.environ.update(overrides)
+        if dry_run or project.settings.max_characters is not None:
+            cost = tts.planned(project, project.lesson_ids())
+            limit = project.settings.max_characters
+            print(f"esl-build: this build would bill {cost.characters} characters in "
+                  f"{cost.requests} request(s) to {project.voice.name}"
+                  + (f" (limit {limit})" if limit is not None else ""))
+            if dry_run:
+                return 0 if cmd_plan(argparse.Namespace(ids=[], json=False)) == 0 else 1
+            if limit is not None and cost.characters > limit:
+                raise ConfigInvalid(f"refusing to build: {cost.characters} characters is "
+                                    f"more than --max-characters {limit}; nothing was sent")
+    except EslBuildError as error:
+        print(f"esl-build: {error}", file=sys.stderr)
+        return error.exit_code
+    return run_doit(rest)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,6 +203,23 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cwd", type=Path, default=None,
                        help="the lessons repository (default: the current folder)")
     serve.set_defaults(handler=cmd_serve)
+
+    voices = sub.add_parser("voices", help="the ElevenLabs voice catalog")
+    voices_sub = voices.add_subparsers(dest="voices_command", metavar="ACTION", required=True)
+    sync = voices_sub.add_parser("sync", help="rewrite configs/elevenlabs.voices.json from "
+                                 "the account's voices (needs ELEVENLABS_API_KEY)")
+    sync.set_defaults(handler=cmd_voices_sync)
+    worker = sub.add_parser("worker", help="run a queue worker: jobs from ESL_BUILD_QUEUE_URL "
+                            "(needs celery: pip install 'esl-build[queue]')")
+    worker.add_argument("--concurrency", type=int, default=1,
+                        help="jobs at once (default 1)")
+    worker.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork",
+                        help="prefork: a process per job (default); threads; solo")
+    worker.add_argument("--loglevel", default="INFO", help="worker log level (default INFO)")
+    worker.add_argument("--cwd", type=Path, default=None,
+                        help="the lessons repository (default: ESL_BUILD_ROOT, else the "
+                        "current folder)")
+    worker.set_defaults(handler=cmd_worker)
     return parser
 
 
@@ -157,12 +238,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     project = Project(Settings.resolve())
     rows, total = [], Cost()
+    seen: set[str] = set()  # requests counted already: lessons sharing a line bill it once
     for lesson_id in _ids(project, args.ids):
         for stage in STAGES:
             current = status(project, stage, lesson_id)
             if not current.stale:
                 continue
-            cost = estimate(project, current)
+            cost = estimate(project, current, seen)
             total += cost
             rows.append({"task": f"{stage}:{lesson_id}", "reason": current.reason,
                          **cost.to_json(), "blocks": cost.blocks})
@@ -245,6 +327,20 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_voices_sync(args: argparse.Namespace) -> int:
+    from esl_build.services.elevenlabs import ElevenLabsVoice
+
+    project = Project(Settings.resolve())
+    voice = project.voice
+    if not isinstance(voice, ElevenLabsVoice):
+        raise ConfigInvalid("esl-build voices sync reads the voices of an ElevenLabs account: "
+                            "set ELEVENLABS_API_KEY (and unset ESL_BUILD_VOICE=espeak)")
+    path, count, changed = voice.sync_catalog()
+    print(f"{'wrote' if changed else 'unchanged:'} {count} voices "
+          f"{'to' if changed else 'in'} {project.relative(path)}")
+    return 0
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from esl_build.scaffold import scaffold
 
@@ -261,8 +357,8 @@ def cmd_env(args: argparse.Namespace) -> int:
     settings = Settings.resolve()
     for name, description in ENV_VARS.items():
         value = os.environ.get(name)
-        shown = ("(set)" if value and any(s in name for s in ("TOKEN", "KEY", "SECRET"))
-                 else value or "")
+        secret = any(s in name for s in ("TOKEN", "KEY", "SECRET")) or "(secret)" in description
+        shown = "(set)" if value and secret else value or ""
         print(f"{name:<28} {shown:<24} {description}")
     print("backends: " + " ".join(f"{k}={v}" for k, v in settings.backends.items()))
     return 0
@@ -297,6 +393,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigInvalid(f"esl-build serve needs {error.name}: pip install "
                             "'esl-build[service]'") from None
     serve(args.host, args.port, args.cwd)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if not 1 <= args.concurrency <= 64:
+        raise ConfigInvalid("--concurrency must be a whole number from 1 to 64")
+    try:
+        from esl_build.queue import JobQueue
+    except ImportError as error:
+        raise ConfigInvalid(f"esl-build worker needs {error.name}: pip install "
+                            "'esl-build[queue]'") from None
+    JobQueue.from_environment(root=args.cwd).run_worker(
+        concurrency=args.concurrency, pool=args.pool, loglevel=args.loglevel)
     return 0
 
 

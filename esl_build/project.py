@@ -64,6 +64,7 @@ class Project:
         self._lock = threading.RLock()
         self._unsaved_doit: dict[str, dict[str, dict[str, Any]]] = {}  # see queue_doit_record
         self._recorded: set[tuple[str, str]] = set()  # see note_recorded
+        self.memo: dict[str, Any] = {}  # once-per-run results of stages (e.g. tts's budget)
 
     # -- configuration and services ---------------------------------------------------------
     @cached_property
@@ -87,7 +88,7 @@ class Project:
     @cached_property
     def voice(self) -> Voice:
         from esl_build.services.factory import voice_from
-        return self._voice or voice_from(self.settings)
+        return self._voice or voice_from(self.settings, self.config)
 
     @cached_property
     def storage(self) -> Storage:

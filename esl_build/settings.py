@@ -11,12 +11,13 @@ Backends are picked per stage: an explicit ``ESL_BUILD_PUBLISHER`` / ``ESL_BUILD
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from esl_build.errors import ConfigInvalid
 from esl_build.files import shown
@@ -24,12 +25,15 @@ from esl_build.files import shown
 PUBLISHERS = ("html", "notion")
 VOICES = ("espeak", "elevenlabs")
 STORAGES = ("local", "s3")
-MANIFEST_STORES = ("file", "s3")
+SERVICE_MODES = ("inline", "queue")
+DEFAULT_QUEUE_URL = "redis://localhost:6379/0"
+MANIFEST_STORES = ("file", "s3", "postgres")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 CHECKSUM_MODES = ("when_supported", "when_required")
 DEFAULT_KEY_TEMPLATE = "{prefix}/{lesson}/{sha16}.mp3"
 Getter = Callable[[str], str | None]  # a variable's stripped value, None when unset/empty
 CONFLICT_MODES = ("stop", "force", "keep-notion")
+T = TypeVar("T", int, float)
 
 # Every variable esl-build reads, with a one-line description (docs/configuration.md and the
 # CLI's `esl-build env` are generated from this table, so it stays complete).
@@ -55,7 +59,17 @@ ENV_VARS: dict[str, str] = {
     "STUDENTS_DB_ID": "Notion data source of student pages (the Student relation's target)",
     "ELEVENLABS_API_KEY": "ElevenLabs API key (secret); selects the elevenlabs voice",
     "ELEVENLABS_BASE_URL": "ElevenLabs API base URL (tests point it at a local fake)",
-    "ELEVENLABS_MODEL_ID": "ElevenLabs model (default eleven_multilingual_v2)",
+    "ELEVENLABS_MODEL_ID": "ElevenLabs model for monologue mode (default eleven_multilingual_v2)",
+    "ELEVENLABS_TTS_MODE": "auto (default: dialogue for dialogues), monologue or dialogue",
+    "ELEVENLABS_OUTPUT_FORMAT": "audio requested from ElevenLabs: pcm_<rate> (default pcm_24000)",
+    "ELEVENLABS_LANGUAGE": "ISO 639-1 language code sent with each request (default: none)",
+    "ELEVENLABS_STABILITY": "voice stability 0..1 sent with each request (default: the voice's)",
+    "ELEVENLABS_SEED": "seed 0..4294967295 for best-effort reproducible audio (default: none)",
+    "ELEVENLABS_CONCURRENCY": "ElevenLabs requests in flight per process (default 4)",
+    "ELEVENLABS_TIMEOUT_SECONDS": "seconds before an ElevenLabs request is abandoned and retried "
+    "(default 120)",
+    "ELEVENLABS_SILENCE_TAIL_SECONDS": "silence after the last line, 0..10 s (default 0.6)",
+    "ESL_BUILD_MAX_CHARACTERS": "refuse to start a build that would bill more characters",
     "S3_BUCKET": "bucket for audio; selects s3 storage",
     "S3_PREFIX": "key prefix for audio objects",
     "AWS_REGION": "AWS region (default us-east-1)",
@@ -69,7 +83,10 @@ ENV_VARS: dict[str, str] = {
     "AWS_REQUEST_CHECKSUM_CALCULATION": "when_supported (default) or when_required (servers "
                                         "that reject botocore's default checksums)",
     "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_supported (default) or when_required",
-    "ESL_PIPELINE_MANIFEST_STORE": "manifest store: file (default, beside the lessons) or s3",
+    "ESL_PIPELINE_MANIFEST_STORE": "manifest store: file (default, beside the lessons), s3 or "
+                                   "postgres",
+    "ESL_PIPELINE_MANIFEST_DSN": "PostgreSQL connection string of the postgres manifest store "
+                                 "(secret: it may hold a password)",
     "ESL_PIPELINE_MANIFEST_BUCKET": "bucket of the s3 manifest store (required with it)",
     "ESL_PIPELINE_MANIFEST_PREFIX": "key prefix of the s3 manifest store (e.g. manifests/prod)",
     "ESL_PIPELINE_MANIFEST_ROOT": "folder manifest keys are relative to (default: the project)",
@@ -88,6 +105,20 @@ ENV_VARS: dict[str, str] = {
     "ESL_BUILD_SERVICE_TOKEN": "bearer token the HTTP worker requires (secret; default: none)",
     "ESL_BUILD_SERVICE_LIVE": "1/true: the HTTP worker runs live jobs (default: dry runs only)",
     "ESL_BUILD_SERVICE_MAX_JOBS": "live jobs the HTTP worker runs at once (default 2)",
+    "ESL_BUILD_SERVICE_MODE": "inline (jobs run in the HTTP worker) or queue (live jobs are "
+                              "enqueued; default: queue when ESL_BUILD_QUEUE_URL is set)",
+    "ESL_BUILD_ROOT": "the lessons repository a queue worker builds (default: its working folder)",
+    "ESL_BUILD_QUEUE_URL": "Celery broker URL: redis://host:6379/0 (default) or sqs:// (secret)",
+    "ESL_BUILD_QUEUE_STATUS_URL": "Redis URL for job status (default: ESL_BUILD_QUEUE_URL when "
+                                  "it is a Redis URL; required with SQS) (secret)",
+    "ESL_BUILD_QUEUE_NAME": "queue name, also the prefix of job status keys (default esl-build)",
+    "ESL_BUILD_QUEUE_TRANSPORT_OPTIONS": "JSON object of Celery broker transport options "
+                                         "(SQS region, predefined_queues, …)",
+    "ESL_BUILD_QUEUE_VISIBILITY_TIMEOUT": "seconds before an unacknowledged job is redelivered "
+                                          "(Redis, SQS; default 3600: longer than any job)",
+    "ESL_BUILD_QUEUE_MAX_ATTEMPTS": "attempts per job, redeliveries included (default 5)",
+    "ESL_BUILD_QUEUE_BACKOFF": "first retry delay in seconds, doubled per attempt (default 2)",
+    "ESL_BUILD_QUEUE_BACKOFF_MAX": "longest retry delay in seconds (default 300)",
 }
 
 
@@ -127,11 +158,24 @@ class NotionSettings:
     on_conflict: str = "stop"
 
 
+TTS_MODES = ("auto", "monologue", "dialogue")
+
+
 @dataclass(frozen=True)
 class ElevenLabsSettings:
+    """How the elevenlabs voice speaks (see docs/elevenlabs.md); checked by ``resolve``."""
+
     api_key: Secret | None = None
     base_url: str | None = None
     model: str = "eleven_multilingual_v2"
+    mode: str = "auto"
+    output_format: str = "pcm_24000"
+    language: str | None = None
+    stability: float | None = None
+    seed: int | None = None
+    concurrency: int = 4
+    silence_tail: float = 0.6
+    timeout: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -172,6 +216,7 @@ class ManifestStoreSettings:
 
     kind: str = "file"
     bucket: str | None = None
+    dsn: Secret | None = None  # the postgres store's connection string
     prefix: str = ""
     root: Path | None = None  # manifest keys are relative to it (default: the project root)
     lease_ttl: float = 60.0
@@ -185,6 +230,25 @@ class ServiceSettings:
     token: Secret | None = None
     live: bool = False
     max_jobs: int = 2
+    mode: str = "inline"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """The job queue's settings (``esl_build.queue``, ``esl-build worker``).
+
+    ``url`` is the Celery broker (a ``Secret``: a URL may hold a password); ``status_url``
+    the Redis that keeps job status; ``root`` the lessons repository a worker builds."""
+
+    url: Secret = field(default_factory=lambda: Secret(DEFAULT_QUEUE_URL))
+    status_url: Secret | None = None
+    name: str = "esl-build"
+    transport_options: dict[str, object] = field(default_factory=dict)
+    visibility_timeout: int = 3600
+    max_attempts: int = 5
+    backoff: float = 2.0
+    backoff_max: float = 300.0
+    root: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +264,7 @@ class Settings:
     voice: str = "espeak"
     storage: str = "local"
     strict: bool = False
+    max_characters: int | None = None
     run_id: str = field(default_factory=lambda: "r-" + uuid.uuid4().hex[:8])
     notion: NotionSettings = NotionSettings()
     elevenlabs: ElevenLabsSettings = ElevenLabsSettings()
@@ -208,6 +273,7 @@ class Settings:
     config: ConfigSettings = ConfigSettings()
     event_log: Path | None = None
     service: ServiceSettings = ServiceSettings()
+    queue: QueueSettings = QueueSettings()
 
     @property
     def site_dir(self) -> Path:
@@ -267,10 +333,8 @@ class Settings:
                                   backoff=_positive("NOTION_RETRY_DELAY", get, 0.5),
                                   on_conflict=_choose("NOTION_ON_CONFLICT", get, CONFLICT_MODES,
                                                       "stop")),
-            elevenlabs=ElevenLabsSettings(api_key=secret("ELEVENLABS_API_KEY"),
-                                          base_url=get("ELEVENLABS_BASE_URL"),
-                                          model=get("ELEVENLABS_MODEL_ID")
-                                          or "eleven_multilingual_v2"),
+            max_characters=_number("ESL_BUILD_MAX_CHARACTERS", get, int, 0, None),
+            elevenlabs=_elevenlabs(get, secret("ELEVENLABS_API_KEY")),
             s3=S3Settings(bucket=get("S3_BUCKET"),
                           prefix=(get("S3_PREFIX") or "audio").strip("/"),
                           region=get("AWS_REGION") or "us-east-1",
@@ -278,7 +342,7 @@ class Settings:
                           key_template=get("S3_KEY_TEMPLATE") or DEFAULT_KEY_TEMPLATE,
                           public_base_url=(get("S3_PUBLIC_BASE_URL") or "").rstrip("/") or None,
                           public_read=_flag(get("S3_PUBLIC_READ")),
-                          presign_seconds=_number("S3_PRESIGN_SECONDS", get, int),
+                          presign_seconds=_positive_or_none("S3_PRESIGN_SECONDS", get, int),
                           addressing_style=_choose("S3_ADDRESSING_STYLE", get,
                                                    ADDRESSING_STYLES, "auto"),
                           request_checksum=_choose("AWS_REQUEST_CHECKSUM_CALCULATION", get,
@@ -290,7 +354,11 @@ class Settings:
             event_log=(root / log).resolve() if (log := get("ESL_BUILD_EVENT_LOG")) else None,
             service=ServiceSettings(token=secret("ESL_BUILD_SERVICE_TOKEN"),
                                     live=_flag(get("ESL_BUILD_SERVICE_LIVE")),
-                                    max_jobs=_count("ESL_BUILD_SERVICE_MAX_JOBS", get, 2)),
+                                    max_jobs=_count("ESL_BUILD_SERVICE_MAX_JOBS", get, 2),
+                                    mode=_choose("ESL_BUILD_SERVICE_MODE", get, SERVICE_MODES,
+                                                 "queue" if get("ESL_BUILD_QUEUE_URL")
+                                                 else "inline")),
+            queue=_queue(get, root),
         )
         return settings.with_(**flags) if flags else settings
 
@@ -306,6 +374,47 @@ def _positive(name: str, get: Callable[[str], str | None], default: float) -> fl
     return number
 
 
+def _elevenlabs(get: Callable[[str], str | None], key: Secret | None) -> ElevenLabsSettings:
+    output_format = (get("ELEVENLABS_OUTPUT_FORMAT") or "pcm_24000").lower()
+    codec, _, rate = output_format.partition("_")
+    if codec != "pcm" or not rate.isdigit():
+        raise ConfigInvalid(f"ELEVENLABS_OUTPUT_FORMAT={output_format!r}: esl-build assembles "
+                            "PCM without ffmpeg, so ask for pcm_16000, pcm_22050, pcm_24000 "
+                            "or pcm_44100 (the MP3 is encoded once, locally)")
+    tail = _number("ELEVENLABS_SILENCE_TAIL_SECONDS", get, float, 0, 10)
+    language = get("ELEVENLABS_LANGUAGE")
+    if language is not None and not (len(language) == 2 and language.isalpha()):
+        raise ConfigInvalid(f"ELEVENLABS_LANGUAGE={language!r} is not a two-letter ISO 639-1 "
+                            "code such as en or de")
+    return ElevenLabsSettings(
+        api_key=key, base_url=get("ELEVENLABS_BASE_URL"),
+        model=get("ELEVENLABS_MODEL_ID") or "eleven_multilingual_v2",
+        mode=_choose("ELEVENLABS_TTS_MODE", get, TTS_MODES, "auto"),
+        output_format=output_format, language=language.lower() if language else None,
+        stability=_number("ELEVENLABS_STABILITY", get, float, 0, 1),
+        seed=_number("ELEVENLABS_SEED", get, int, 0, 4_294_967_295),
+        concurrency=_number("ELEVENLABS_CONCURRENCY", get, int, 1, 64) or 4,
+        silence_tail=0.6 if tail is None else tail,
+        timeout=_number("ELEVENLABS_TIMEOUT_SECONDS", get, float, 0.01, 3600) or 120.0)
+
+
+def _number(name: str, get: Callable[[str], str | None], kind: Callable[[str], T],
+            low: float, high: float | None) -> T | None:
+    """The variable as ``kind`` within [low, high], None when unset; ConfigInvalid otherwise."""
+    text = get(name)
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        noun = "a whole number" if kind is int else "a number"
+        raise ConfigInvalid(f"{name}={text!r} must be {noun} {bounds}")
+    return value
+
+
 def _choose(name: str, get: Getter, allowed: tuple[str, ...], default: str) -> str:
     value = (get(name) or default).lower()
     if value not in allowed:
@@ -317,7 +426,7 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() in {"1", "true", "yes"}
 
 
-def _number(name: str, get: Getter, kind: type[int] | type[float]) -> Any:
+def _positive_or_none(name: str, get: Getter, kind: type[int] | type[float]) -> Any:
     value = get(name)
     if value is None:
         return None
@@ -333,15 +442,20 @@ def _number(name: str, get: Getter, kind: type[int] | type[float]) -> Any:
 def _manifest_store(root: Path, get: Getter) -> ManifestStoreSettings:
     kind = _choose("ESL_PIPELINE_MANIFEST_STORE", get, MANIFEST_STORES, "file")
     bucket = get("ESL_PIPELINE_MANIFEST_BUCKET")
+    dsn = get("ESL_PIPELINE_MANIFEST_DSN")
+    if kind == "postgres" and not dsn:
+        raise ConfigInvalid("ESL_PIPELINE_MANIFEST_STORE=postgres needs "
+                            "ESL_PIPELINE_MANIFEST_DSN (e.g. postgresql://user@host:5432/db)")
     if kind == "s3" and not bucket:
         raise ConfigInvalid("ESL_PIPELINE_MANIFEST_STORE=s3 needs ESL_PIPELINE_MANIFEST_BUCKET "
                             "(the bucket that holds the manifests)")
     manifest_root = get("ESL_PIPELINE_MANIFEST_ROOT")
     return ManifestStoreSettings(
-        kind=kind, bucket=bucket, prefix=(get("ESL_PIPELINE_MANIFEST_PREFIX") or "").strip("/"),
+        kind=kind, bucket=bucket, dsn=Secret(dsn) if dsn else None,
+        prefix=(get("ESL_PIPELINE_MANIFEST_PREFIX") or "").strip("/"),
         root=(root / manifest_root).resolve() if manifest_root else None,
-        lease_ttl=_number("ESL_PIPELINE_LEASE_TTL", get, float) or 60.0,
-        lease_timeout=_number("ESL_PIPELINE_LEASE_TIMEOUT", get, float) or 600.0)
+        lease_ttl=_positive_or_none("ESL_PIPELINE_LEASE_TTL", get, float) or 60.0,
+        lease_timeout=_positive_or_none("ESL_PIPELINE_LEASE_TIMEOUT", get, float) or 600.0)
 
 
 def _config_source(get: Getter, secret: Callable[[str], Secret | None]) -> ConfigSettings:
@@ -371,3 +485,43 @@ def _count(name: str, get: Callable[[str], str | None], default: int) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 64:
         raise ConfigInvalid(f"{name}={value!r} must be a whole number from 1 to 64")
     return int(value)
+
+
+def _queue(get: Callable[[str], str | None], root: Path) -> QueueSettings:
+    url = get("ESL_BUILD_QUEUE_URL") or DEFAULT_QUEUE_URL
+    status = get("ESL_BUILD_QUEUE_STATUS_URL") or (
+        url if url.startswith(("redis://", "rediss://")) else None)
+    options: dict[str, object] = {}
+    if text := get("ESL_BUILD_QUEUE_TRANSPORT_OPTIONS"):
+        try:
+            parsed = json.loads(text)
+        except ValueError as error:
+            raise ConfigInvalid(f"ESL_BUILD_QUEUE_TRANSPORT_OPTIONS is not JSON: {error}"
+                                ) from None
+        if not isinstance(parsed, dict):
+            raise ConfigInvalid("ESL_BUILD_QUEUE_TRANSPORT_OPTIONS must be a JSON object")
+        options = parsed
+    queue_root = get("ESL_BUILD_ROOT")
+    return QueueSettings(
+        url=Secret(url), status_url=Secret(status) if status else None,
+        name=get("ESL_BUILD_QUEUE_NAME") or "esl-build", transport_options=options,
+        visibility_timeout=int(_seconds("ESL_BUILD_QUEUE_VISIBILITY_TIMEOUT", get, 3600, 1)),
+        max_attempts=_count("ESL_BUILD_QUEUE_MAX_ATTEMPTS", get, 5),
+        backoff=_seconds("ESL_BUILD_QUEUE_BACKOFF", get, 2.0, 0),
+        backoff_max=_seconds("ESL_BUILD_QUEUE_BACKOFF_MAX", get, 300.0, 0),
+        root=(root / queue_root).resolve() if queue_root else None)
+
+
+def _seconds(name: str, get: Callable[[str], str | None], default: float,
+            least: float) -> float:
+    value = get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not least <= number <= 86400:
+        raise ConfigInvalid(f"{name}={value!r} must be a number of seconds from {least:g} "
+                            "to 86400")
+    return number

@@ -81,6 +81,21 @@ class JobView(BaseModel):
     steps: list[dict[str, Any]] = []
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    attempts: int | None = None
+    manifestPath: str | None = None
+
+
+def _queued_view(status: dict[str, Any]) -> dict[str, Any]:
+    """A queue job's status (``JobQueue.job_status``) as the HTTP worker shows jobs."""
+    error = status.get("error_detail")
+    if error is not None:
+        error = {**error, "message": status.get("error")}
+    return {"jobId": status["job_id"], "state": status["state"], "md": status.get("md") or "",
+            "dryRun": bool(status.get("dry_run")), "createdAt": status.get("created_at") or "",
+            "startedAt": status.get("started_at"), "finishedAt": status.get("finished_at"),
+            "steps": status.get("steps") or [], "result": status.get("result"),
+            "error": error, "attempts": status.get("attempts"),
+            "manifestPath": status.get("manifest_path")}
 
 
 def _now() -> str:
@@ -194,14 +209,16 @@ def _first_problem(error: RequestValidationError) -> tuple[str, str | None]:
 
 def create_app(pipeline: Pipeline, *, live: bool = False, token: Secret | str | None = None,
                max_jobs: int = 2, max_waiting: int | None = None,
-               metrics: Metrics | None = None) -> FastAPI:
+               metrics: Metrics | None = None, queue: Any = None) -> FastAPI:
     """The worker's FastAPI app over ``pipeline``.
 
     ``live``: run jobs for real (default: every job is a dry run). ``token``: require
     ``Authorization: Bearer <token>`` on ``/jobs`` and ``/status``. ``max_jobs``: live jobs at
     once; ``max_waiting``: live jobs queued behind them before a 503 (default 8 × max_jobs).
     ``metrics``: a ``PrometheusMetrics`` to serve on ``/metrics`` (default: the pipeline's
-    when it is one, else a new registry with the worker's own counters)."""
+    when it is one, else a new registry with the worker's own counters). ``queue``: a
+    ``JobQueue`` (``esl_build.queue``): live jobs are enqueued for its workers instead of
+    run here, and ``GET /jobs/{id}`` reads their status from it."""
     secret = token if isinstance(token, Secret) or token is None else Secret(token)
     prometheus = metrics if isinstance(metrics, PrometheusMetrics) else (
         pipeline.metrics if isinstance(pipeline.metrics, PrometheusMetrics)
@@ -261,6 +278,8 @@ def create_app(pipeline: Pipeline, *, live: bool = False, token: Secret | str | 
             pipeline.check_request(flags)
         except ValidationError as error:
             return _error(400, "invalid_request", str(error), error.field)
+        if queue is not None and not dry:
+            return enqueued(job_id, flags)
         if jobs.create(job_id, flags) is None:
             return _error(409, "duplicate_job", f"job {job_id!r} exists", "jobId")
         if dry:
@@ -276,11 +295,28 @@ def create_app(pipeline: Pipeline, *, live: bool = False, token: Secret | str | 
         prometheus.increment("esl.service.jobs", 1, {"mode": "live", "state": "queued"})
         return JSONResponse(JobView(**(jobs.get(job_id) or {})).model_dump(), status_code=202)
 
+    def enqueued(job_id: str, flags: dict[str, Any]) -> JSONResponse:
+        try:
+            queue.enqueue({**flags, "jobId": job_id}, pipeline=pipeline)
+        except ValidationError as error:
+            if error.field == "jobId":
+                return _error(409, "duplicate_job", f"job {job_id!r} exists", "jobId")
+            return _error(400, "invalid_request", str(error), error.field)
+        except PipelineError as error:  # the broker or the status store is unreachable
+            prometheus.increment("esl.service.jobs.refused", 1, {"why": "queue down"})
+            return _error(503, "queue_unavailable", str(error), headers={"Retry-After": "5"})
+        prometheus.increment("esl.service.jobs", 1, {"mode": "queue", "state": "queued"})
+        status = queue.job_status(job_id) or {"job_id": job_id, "state": "queued"}
+        return JSONResponse(JobView(**_queued_view(status)).model_dump(), status_code=202)
+
     @app.get("/jobs/{job_id}", response_model=JobView, responses={
         401: answers[401], 404: {"model": ErrorBody, "description": "no such job"}},
         dependencies=[Depends(authorized)], summary="A job's state, steps and errors")
     def get_job(job_id: str) -> Any:
         job = jobs.get(job_id)
+        if job is None and queue is not None and RUN_ID.fullmatch(job_id):
+            status = queue.job_status(job_id)
+            job = _queued_view(status) if status else None
         if job is None:
             return _error(404, "not_found", "no such job", "jobId")
         return JobView(**job)
@@ -326,7 +362,17 @@ def serve(host: str = "127.0.0.1", port: int = 8080, cwd: Path | str | None = No
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pipeline = create_pipeline(cwd, logger=JsonLinesLogger("esl_build.events"),
                                metrics=PrometheusMetrics())
-    service = pipeline.settings().service
+    settings = pipeline.settings()
+    service = settings.service
+    queue = None
+    if service.mode == "queue":
+        try:
+            from esl_build.queue import JobQueue
+        except ImportError as error:
+            from esl_build.errors import ConfigInvalid
+            raise ConfigInvalid(f"ESL_BUILD_SERVICE_MODE=queue needs {error.name}: pip "
+                                "install 'esl-build[queue]'") from None
+        queue = JobQueue(settings.queue, root=pipeline.root)
     app = create_app(pipeline, live=service.live, token=service.token,
-                     max_jobs=service.max_jobs)
+                     max_jobs=service.max_jobs, queue=queue)
     uvicorn.run(app, host=host, port=port, log_level="info")

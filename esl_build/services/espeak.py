@@ -33,15 +33,16 @@ import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import espeakng_loader
 
 from esl_build.errors import ConfigInvalid, VoiceError
-from esl_build.lesson.model import Lesson, SpeakerProfile
-from esl_build.services.protocols import Pcm
+from esl_build.lesson.model import Lesson
+from esl_build.services.protocols import Pcm, SpeechRequest, Turn, speech_key
+from esl_build.voices.casting import VoiceChoice, profile_for
 
 DEFAULT_LANGUAGE = "en-us"
 
@@ -139,7 +140,7 @@ class EspeakVoice:
             return {}
         voices: dict[str, str] = {}
         for speaker in study.speakers:
-            profile = _profile_for(speaker, lesson.frontmatter.speaker_profiles)
+            profile = profile_for(speaker, lesson.frontmatter.speaker_profiles)
             language = _language(profile.accent if profile else None)
             gender = _gender(profile.gender if profile else None) or _rarer_gender(voices.values())
             voices[speaker] = _cast(language, gender, taken=set(voices.values()))
@@ -155,10 +156,39 @@ class EspeakVoice:
         gender only alternates, nothing is known about the speaker)."""
         if not speaker:
             return "narration"
-        profile = _profile_for(speaker, lesson.frontmatter.speaker_profiles)
+        profile = profile_for(speaker, lesson.frontmatter.speaker_profiles)
         return "profile" if profile and _gender(profile.gender) else "default"
 
-    def synthesize(self, text: str, voice_id: str) -> Pcm:
+    def cast(self, lesson: Lesson, recorded: Mapping[str, Any] | None = None
+             ) -> dict[str, VoiceChoice]:
+        """``assign`` as recorded choices, with ``source`` (espeak has no catalog to score;
+        ``recorded`` changes nothing: the same lesson always gets the same voices)."""
+        return {speaker: VoiceChoice(voice_id, voice_id, self.source(lesson, speaker), None, "")
+                for speaker, voice_id in self.assign(lesson).items()}
+
+    def casting_digest(self, student: str) -> str:
+        """espeak casts from the lesson alone."""
+        return ""
+
+    def requests(self, lesson: Lesson, voices: Mapping[str, str]) -> list[SpeechRequest]:
+        """One request per spoken line (espeak has no dialogue mode)."""
+        study = lesson.study_text
+        return [SpeechRequest((Turn(voices.get(s.speaker or "", voices.get("", "")), s.text,
+                                    s.line),))
+                for s in (study.segments if study else ()) if s.text.strip()]
+
+    def request_key(self, request: SpeechRequest) -> str:
+        return speech_key({"backend": self.name, **self.settings}, request)
+
+    def check_budget(self, characters: int) -> None:
+        """Nothing to pay for."""
+
+    def synthesize(self, request: SpeechRequest) -> Pcm:
+        """The request's lines spoken one after the other (no pause between them)."""
+        parts = [self.speak(turn.text, turn.voice_id) for turn in request.turns]
+        return Pcm(b"".join(part.samples for part in parts), parts[0].rate)
+
+    def speak(self, text: str, voice_id: str) -> Pcm:
         """``text`` spoken by ``voice_id`` as 22.05 kHz PCM; the same inputs give the same samples
         (for every voice ``assign`` hands out; see the module docstring for the breathy ones).
 
@@ -170,18 +200,6 @@ class EspeakVoice:
             self.calls += 1
             self.characters += len(text)
         return Pcm(samples, rate)
-
-
-def _profile_for(speaker: str, profiles: Iterable[SpeakerProfile]) -> SpeakerProfile | None:
-    """The profile whose id (or else display name) is the speaker's label, ignoring case."""
-    wanted = speaker.casefold()
-    profiles = tuple(profiles)
-    for key in ("id", "display_name"):
-        for profile in profiles:
-            value = getattr(profile, key)
-            if value is not None and value.casefold() == wanted:
-                return profile
-    return None
 
 
 def _words(text: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from esl_build.errors import ConfigInvalid
+from esl_build.config import Config
 from esl_build.services.protocols import Publisher, Storage, Voice
 from esl_build.settings import Settings
 
@@ -20,12 +20,14 @@ def publisher_from(settings: Settings) -> Publisher:
     return NotionPublisher(settings.notion)
 
 
-def voice_from(settings: Settings) -> Voice:
+def voice_from(settings: Settings, config: Config | None = None) -> Voice:
+    """The voice backend: espeak (offline) or ElevenLabs (its SDK is imported only here)."""
     if settings.voice == "espeak":
         from esl_build.services.espeak import EspeakVoice
         return EspeakVoice()
-    raise ConfigInvalid("the elevenlabs voice " + _LATER.format(
-        cred="ELEVENLABS_API_KEY", var="ESL_BUILD_VOICE", default="espeak"))
+    from esl_build.services.elevenlabs import ElevenLabsVoice
+    return ElevenLabsVoice(settings.elevenlabs, config or Config(), settings.config_dir,
+                           settings.root)
 
 
 def storage_from(settings: Settings) -> Storage:

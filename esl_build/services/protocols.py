@@ -16,12 +16,16 @@ Outputs are plain JSON-able dicts: they go into the manifest as they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from esl_build.fingerprint import fingerprint
 from esl_build.lesson.model import Lesson
+
+if TYPE_CHECKING:
+    from esl_build.voices.casting import VoiceChoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,21 +80,83 @@ class Publisher(Protocol):
     def watched(self, outputs: dict[str, Any]) -> tuple[str, ...]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One spoken line: who says it and what. ``line`` (the source line) is for messages."""
+
+    voice_id: str
+    text: str
+    line: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechRequest:
+    """What one request to a voice says: one line (monologue) or a chunk of turns (dialogue).
+
+    ``previous_text``/``next_text`` are the neighbouring lines, sent for continuity where the
+    model supports it. They are deliberately *not* part of the cache key: a line's audio stays
+    valid when a neighbour is edited, so an edit bills that line only (docs/elevenlabs.md)."""
+
+    turns: tuple[Turn, ...]
+    mode: str = "monologue"
+    previous_text: str | None = field(default=None, compare=False)
+    next_text: str | None = field(default=None, compare=False)
+
+    @property
+    def characters(self) -> int:
+        """What the request bills: the characters of its text (context is free)."""
+        return sum(len(turn.text) for turn in self.turns)
+
+
+def speech_key(shaping: Mapping[str, Any], request: SpeechRequest) -> str:
+    """The content address of a request's audio: sha256 (hex) of everything that shapes it,
+    ``shaping`` being the voice's settings for the request's mode (backend, model, format,
+    voice settings, seed)."""
+    return fingerprint({"shaping": dict(shaping), "mode": request.mode,
+                        "turns": [[t.voice_id, t.text] for t in request.turns]})[7:]
+
+
 class Voice(Protocol):
-    """Speaks text with a named voice. EspeakVoice, ElevenLabsVoice."""
+    """Speaks requests with named voices. EspeakVoice, ElevenLabsVoice.
+
+    ``max_concurrency``: requests one lesson may have in flight (a remote voice also limits
+    the whole process, see services/elevenlabs.py)."""
 
     name: str
     remote: bool
     settings: dict[str, Any]
     max_concurrency: int
 
-    def assign(self, lesson: Lesson) -> dict[str, str]:
-        """Speaker → voice id for every speaker of the study text (pure, deterministic).
-
-        Narration without a named speaker uses the key ``""``."""
+    def cast(self, lesson: Lesson, recorded: Mapping[str, Any] | None = None
+             ) -> dict[str, VoiceChoice]:
+        """Speaker → voice for every speaker of the study text (pure, deterministic;
+        narration without a named speaker uses the key ``""``). ``recorded`` is the last
+        recorded choice per speaker: a speaker whose configuration is unchanged keeps it."""
         ...
 
-    def synthesize(self, text: str, voice_id: str) -> Pcm: ...
+    def casting_digest(self, student: str) -> str:
+        """A fingerprint of the configuration casting reads besides the lesson (voice map,
+        the student's profile, catalog), so a recorded cast can be trusted while it holds."""
+        ...
+
+    def requests(self, lesson: Lesson, voices: Mapping[str, str]) -> list[SpeechRequest]:
+        """The requests that voice the study text in order, given speaker → voice id (pure).
+
+        Raises ``VoiceError`` naming the line when a line is too long for one request."""
+        ...
+
+    def request_key(self, request: SpeechRequest) -> str:
+        """The content address of the request's audio (see ``speech_key``)."""
+        ...
+
+    def synthesize(self, request: SpeechRequest) -> Pcm:
+        """The request's audio. Raises ``VoiceError`` (``retryable`` set) on failure."""
+        ...
+
+    def check_budget(self, characters: int) -> None:
+        """Raise ``VoiceError`` when the account cannot pay for ``characters`` more (a remote
+        voice asks its service; a local one has nothing to check)."""
+        ...
 
 
 class Storage(Protocol):

@@ -211,12 +211,21 @@ def _is_remote(project: Project, stage: str) -> bool:
     return stage in SERVICE_OF and getattr(project, SERVICE_OF[stage]).remote
 
 
-def estimate(project: Project, current: Status) -> Cost:
-    """What running a stale stage would spend (characters to synthesise, requests to send)."""
+def estimate(project: Project, current: Status, seen: set[str] | None = None) -> Cost:
+    """What running a stale stage would spend (characters to synthesise, requests to send).
+
+    ``seen`` collects the work already counted for other lessons (tts requests shared by
+    several lessons are billed once), so a sum over a build is exact; it goes to the stages
+    whose estimate takes it (``shared_work = True``)."""
     if current.plan is None:
         return Cost()
-    estimator = getattr(MODULES[current.stage], "estimate", None)
-    return estimator(project, current.plan) if estimator else Cost()
+    module = MODULES[current.stage]
+    estimator = getattr(module, "estimate", None)
+    if estimator is None:
+        return Cost()
+    if getattr(module, "shared_work", False):
+        return estimator(project, current.plan, seen)  # type: ignore[no-any-return]
+    return estimator(project, current.plan)  # type: ignore[no-any-return]
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -1,112 +1,235 @@
-"""tts: the study text → one MP3, every line cached by content so only changed lines cost.
+"""tts: the study text → one MP3, every request's audio kept by content so only changes cost.
 
-Each segment is synthesised on its own and kept as PCM in ``build/cache/tts/<key>.pcm`` where
-the key hashes (backend, voice settings, voice id, text). The MP3 is then assembled from the
-PCM of every line with exact silences and encoded once, so editing one line re-synthesises
-that line only, and a rebuild after a crash picks up the lines already paid for.
+The voice turns the study text into requests (one line each in monologue mode, chunks of turns
+in dialogue mode) and gives each a content address (``Voice.request_key``). Each request's PCM
+is obtained from the audio cache (``esl_build.tts_cache``) or synthesised once and stored there
+at once; the MP3 is then assembled from every request's PCM with exact silences and encoded
+once. So editing one line bills that line (or its chunk), lessons sharing a line pay for it
+once, and a rebuild after a crash or a failure re-uses every request already paid for.
+
+The plan's inputs hold the cast (speaker → voice id): a recorded cast is re-used while the
+speech and the casting configuration (``Voice.casting_digest``) are unchanged, so a no-op
+parses nothing; otherwise the lesson is cast again, keeping each recorded speaker whose own
+configuration did not change (``esl_build.voices.casting``).
 """
 
 from __future__ import annotations
 
 import os
-import struct
+import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from esl_build.errors import ManifestCorrupt, VoiceError
-from esl_build.files import atomic_write, contains
-from esl_build.fingerprint import fingerprint, sha256_bytes
-from esl_build.services.protocols import Pcm
+from esl_build.errors import EslBuildError, ManifestCorrupt, VoiceError
+from esl_build.files import contains
+from esl_build.fingerprint import sha256_bytes
+from esl_build.lesson.model import Lesson
+from esl_build.services.protocols import Pcm, SpeechRequest
 from esl_build.stages import validate
-from esl_build.stages.base import Cost, Outcome, Plan, record_of, upstream
+from esl_build.stages.base import Cost, Outcome, Plan, Waiting, record_of, upstream
+from esl_build.tts_cache import AudioCache, FolderCache, StorageCache, TieredCache, obtain
 
 if TYPE_CHECKING:
-    from esl_build.lesson.model import Lesson
     from esl_build.project import Project
 
-# How the lines are put together; part of the fingerprint.
+# How the requests are put together; part of the fingerprint. ElevenLabs' tail is
+# ELEVENLABS_SILENCE_TAIL_SECONDS.
 ASSEMBLY = {"gap": 0.6, "lead": 0.3, "tail": 0.6, "bitrate": 64, "version": 1}
 
 
 def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:
     checked = validate.current(project, lesson_id, manifest)
     voice = project.voice
+    voices = {speaker: choice["id"] for speaker, choice in
+              casting(project, lesson_id, manifest).items()}
     return Plan("tts", lesson_id, voice.name,
-                {"speech": checked["speechDigest"], "assembly": ASSEMBLY,
-                 "settings": {"backend": voice.name, **voice.settings}})
+                {"speech": checked["speechDigest"], "assembly": assembly(project),
+                 "settings": {"backend": voice.name, **voice.settings}, "voices": voices})
 
 
-def estimate(project: Project, plan: Plan) -> Cost:
-    """Characters and requests the lines missing from the cache would cost."""
-    return _cost(project, _lines(project, plan)[-1])
+def assembly(project: Project) -> dict[str, Any]:
+    if project.voice.name == "elevenlabs":
+        return {**ASSEMBLY, "tail": project.settings.elevenlabs.silence_tail}
+    return ASSEMBLY
 
 
-def unvoiced_lines(project: Project, plan: Plan) -> list[int]:
-    """Lines of the lesson file whose speech is not voiced yet (not in the line cache)."""
-    lesson, _, keys, missing = _lines(project, plan)
-    spoken = [s for s in (lesson.study_text.segments if lesson.study_text else ())
-              if s.text.strip()]
-    return [segment.line for segment, key in zip(spoken, keys, strict=True) if key in missing]
+def casting(project: Project, lesson_id: str, manifest: dict[str, Any]
+            ) -> dict[str, dict[str, Any]]:
+    """Speaker → recorded choice (``id``, ``name``, ``source``, ``score``, ``basis``): the
+    record's while speech and casting configuration are unchanged, else cast afresh."""
+    memo = getattr(manifest, "memo", {})
+    if "ttsCasting" in memo:
+        return memo["ttsCasting"]  # type: ignore[no-any-return]
+    checked = validate.current(project, lesson_id, manifest)
+    voice = project.voice
+    digest = voice.casting_digest(checked.get("student") or "")
+    record = record_of(manifest, "tts") or {}
+    recorded = (record.get("outputs") or {}).get("voices")
+    if record.get("backend") != voice.name or not isinstance(recorded, dict):
+        recorded = None
+    if (recorded is not None and record.get("inputs", {}).get("speech") ==
+            checked["speechDigest"] and record["outputs"].get("casting") == digest
+            and all(isinstance(c, dict) and "id" in c for c in recorded.values())):
+        result: dict[str, dict[str, Any]] = recorded
+    else:
+        lesson = project.lesson(lesson_id)
+        result = {speaker: choice.to_json()
+                  for speaker, choice in voice.cast(lesson, recorded).items()}
+    memo["ttsCasting"] = result
+    memo["ttsCastingDigest"] = digest
+    return result
 
 
-def _cost(project: Project, missing: dict[str, tuple[str, str]]) -> Cost:
-    """Characters synthesised (billed by a remote voice) and requests sent (remote only)."""
-    return Cost(characters=sum(len(text) for _, text in missing.values()),
+def _requests(project: Project, plan: Plan) -> tuple[Lesson, list[SpeechRequest], list[str]]:
+    """The lesson, its requests in order and their cache keys."""
+    lesson = project.lesson(plan.lesson_id)
+    try:
+        requests = project.voice.requests(lesson, plan.inputs["voices"])
+    except VoiceError as error:
+        raise VoiceError(f"tts:{plan.lesson_id}: {_bare(error)}") from None
+    if not requests:
+        raise VoiceError(f"{project.display_path(plan.lesson_id)}: the study text has nothing "
+                         "to say; add lines to the :::study-text block")
+    return lesson, requests, [project.voice.request_key(request) for request in requests]
+
+
+def audio_cache(project: Project) -> AudioCache:
+    """The folder cache, in front of the storage's ``cache/tts/`` when the voice is paid."""
+    cache: AudioCache | None = project.memo.get("ttsCache")
+    if cache is None:
+        cache = FolderCache(project.settings.build_dir / "cache" / "tts")
+        if project.voice.remote:
+            cache = TieredCache(cache, StorageCache(project.storage))
+        project.memo["ttsCache"] = cache
+    return cache
+
+
+shared_work = True  # estimate() takes the requests counted for other lessons (stages.estimate)
+
+
+def estimate(project: Project, plan: Plan, seen: set[str] | None = None) -> Cost:
+    """What running the stage would bill: the requests not in the cache (and, with ``seen``,
+    not counted already for another lesson of the same build; ``seen`` gains them)."""
+    _, requests, keys = _requests(project, plan)
+    cache = audio_cache(project)
+    seen = set() if seen is None else seen
+    missing = {}
+    for key, request in zip(keys, requests, strict=True):
+        if key not in seen and key not in missing and not cache.contains(key):
+            missing[key] = request.characters
+    seen.update(missing)
+    return Cost(characters=sum(missing.values()),
                 requests=len(missing) if project.voice.remote else 0)
 
 
-def _lines(project: Project, plan: Plan
-           ) -> tuple[Lesson, dict[str, str], list[str], dict[str, tuple[str, str]]]:
-    """The lesson, its speaker → voice assignment, the cache key of every line, and the
-    (voice id, text) of each line not cached yet."""
-    lesson = project.lesson(plan.lesson_id)
-    voices = project.voice.assign(lesson)
-    lines = [(voices.get(s.speaker or "", voices.get("", "")), s.text)
-             for s in (lesson.study_text.segments if lesson.study_text else ()) if s.text.strip()]
-    if not lines:
-        raise VoiceError(f"{project.display_path(plan.lesson_id)}: the study text has nothing "
-                         "to say; add lines to the :::study-text block")
-    cache = _cache_dir(project)
-    keys = [line_key(plan.inputs["settings"], voice_id, text) for voice_id, text in lines]
-    missing = {key: line for key, line in zip(keys, lines, strict=True)
-               if not (cache / f"{key}.pcm").exists()}
-    return lesson, voices, keys, missing
+def unvoiced_lines(project: Project, plan: Plan) -> list[int]:
+    """Lines of the lesson file whose speech is not voiced yet (their request is not in the
+    cache; in dialogue mode, every line of a missing chunk)."""
+    _, requests, keys = _requests(project, plan)
+    cache = audio_cache(project)
+    return [turn.line for key, request in zip(keys, requests, strict=True)
+            if not cache.contains(key) for turn in request.turns]
 
 
-def _cache_dir(project: Project) -> Path:
-    return project.settings.build_dir / "cache" / "tts"
+def planned(project: Project, lesson_ids: Iterable[str]) -> Cost:
+    """What building the tts stage of these lessons would bill, exactly: after the cache and
+    counting a request shared by several lessons once. Lessons that cannot be planned (errors,
+    lines too long) count nothing: their stage fails on its own without billing."""
+    from esl_build.stages import status
+
+    seen: set[str] = set()
+    total = Cost()
+    for lesson_id in lesson_ids:
+        try:
+            current = status(project, "tts", lesson_id)
+            if current.stale and current.plan is not None:
+                total += estimate(project, current.plan, seen)
+        except (EslBuildError, Waiting):
+            continue
+    return total
+
+
+def check_budget(project: Project) -> None:
+    """Once per run, before the first request: refuse a build that would bill more than
+    ``max_characters`` or than the subscription has left. Every tts stage of the run gets the
+    same verdict."""
+    lock = project.memo.setdefault("ttsBudgetLock", threading.Lock())
+    with lock:
+        if "ttsBudget" not in project.memo:
+            project.memo["ttsBudget"] = _budget_problem(project)
+    problem = project.memo["ttsBudget"]
+    if problem is not None:
+        raise problem
+
+
+def _budget_problem(project: Project) -> EslBuildError | None:
+    limit = project.settings.max_characters
+    if limit is None and not project.voice.remote:
+        return None
+    cost = planned(project, project.lesson_ids())
+    if limit is not None and cost.characters > limit:
+        return VoiceError(f"this build would bill {cost.characters} characters, more than the "
+                          f"limit of {limit} (--max-characters / ESL_BUILD_MAX_CHARACTERS); "
+                          "nothing was sent: see `esl-build plan`")
+    try:
+        project.voice.check_budget(cost.characters)
+    except VoiceError as error:
+        return error
+    return None
 
 
 def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     from esl_build import audio  # lameenc and mutagen load only when audio is made
 
-    lesson, voices, keys, missing = _lines(project, plan)
+    lesson, requests, keys = _requests(project, plan)
+    check_budget(project)
     voice = project.voice
-    cache = _cache_dir(project)
+    cache = audio_cache(project)
+    locks = project.settings.build_dir / ".locks" / "tts"
+    made: dict[str, int] = {}
+    made_lock = threading.Lock()
 
-    def synthesize(item: tuple[str, tuple[str, str]]) -> None:
-        key, (voice_id, text) = item
-        _write_pcm(cache / f"{key}.pcm", voice.synthesize(text, voice_id))
+    def fetch(index: int) -> Pcm:
+        key, request = keys[index], requests[index]
+        pcm, fresh = obtain(cache, key, locks, lambda: voice.synthesize(request))
+        if fresh:
+            with made_lock:
+                made[key] = request.characters
+        return pcm
 
-    with ThreadPoolExecutor(max_workers=max(1, voice.max_concurrency)) as pool:
-        list(pool.map(synthesize, missing.items()))  # list(): re-raise the first failure
-
-    parts = [_read_pcm(cache / f"{key}.pcm") for key in keys]
-    rate = parts[0].rate
-    speech = audio.join(parts, ASSEMBLY["gap"])
-    track = audio.join([audio.silence(ASSEMBLY["lead"], rate), speech,
-                        audio.silence(ASSEMBLY["tail"], rate)], 0.0)
-    data = audio.encode_mp3(track, bitrate_kbps=int(ASSEMBLY["bitrate"]))
+    unique = sorted({key: i for i, key in reversed(list(enumerate(keys)))}.values())
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, voice.max_concurrency)) as pool:
+            fetched = dict(zip((keys[i] for i in unique), pool.map(fetch, unique), strict=True))
+    except VoiceError as error:
+        raise VoiceError(f"tts:{plan.lesson_id} ({project.display_path(plan.lesson_id)}): "
+                         f"{_bare(error)}; the {len(made)} request(s) paid for in this run "
+                         "are kept in the cache", retryable=error.retryable,
+                         request_id=error.request_id) from None
+    parts = [fetched[key] for key in keys]
+    settings = assembly(project)
+    rate = max(part.rate for part in parts)
+    speech = audio.join(parts, settings["gap"], rate)
+    track = audio.join([audio.silence(settings["lead"], rate), speech,
+                        audio.silence(settings["tail"], rate)], 0.0)
+    data = audio.encode_mp3(track, bitrate_kbps=int(settings["bitrate"]))
     target = mp3_path(project, plan.lesson_id)
-    audio.write_mp3(target, data, title=lesson.frontmatter.title, album="esl-build",
+    audio.write_mp3(target, data, title=lesson.frontmatter.title,
+                    album=lesson.frontmatter.level and f"esl-build {lesson.frontmatter.level}",
                     artist=lesson.frontmatter.student)
     written = target.read_bytes()
+    memo = getattr(manifest, "memo", {})
+    choices = memo.get("ttsCasting") or casting(project, plan.lesson_id, manifest)
+    billed = sum(made.values())
     digest = sha256_bytes(written)
-    outputs: dict[str, Any] = {"mp3": project.relative(target), "sha256": digest,
-               "seconds": round(track.seconds, 2), "lines": len(keys),
-               "synthesized": len(missing), "voices": voices}
-    cost = _cost(project, missing)
+    outputs: dict[str, Any] = {
+        "mp3": project.relative(target), "sha256": digest, "seconds": round(track.seconds, 2),
+        "lines": sum(len(r.turns) for r in requests), "requests": len(keys),
+        "mode": requests[0].mode, "synthesized": len(made), "voices": choices,
+        "casting": memo.get("ttsCastingDigest", "")}
+    cost = Cost(characters=billed, requests=len(made) if voice.remote else 0)
     if project.storage.remote:
         # Paid audio must not live on one machine only: store it now, under the key upload
         # uses (which then finds it there and only records it), so a worker elsewhere
@@ -118,6 +241,12 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
         outputs["stored"] = {k: stored[k] for k in ("bucket", "key") if k in stored}
         cost = cost + Cost(requests=1 + bool(stored.get("sent", True)))
     return Outcome(outputs, cost)
+
+
+def _bare(error: VoiceError) -> str:
+    """The message without the "voice: " prefix VoiceError adds (it is added again)."""
+    text = str(error)
+    return text[len("voice: "):] if text.startswith("voice: ") else text
 
 
 def durable(project: Project, lesson_id: str, record: dict[str, Any],
@@ -147,11 +276,6 @@ def mp3_path(project: Project, lesson_id: str) -> Path:
     return project.settings.build_dir / lesson_id / "audio.mp3"
 
 
-def line_key(settings: dict[str, Any], voice_id: str, text: str) -> str:
-    """The cache key of one spoken line: everything that changes its sound."""
-    return fingerprint({"settings": settings, "voice": voice_id, "text": text}).split(":")[1]
-
-
 def ensure_local(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Path:
     """The recorded MP3 on disk, fetched back from storage when only the upload is left."""
     record = upstream(manifest, "tts", lesson_id)
@@ -171,12 +295,3 @@ def ensure_local(project: Project, lesson_id: str, manifest: dict[str, Any]) -> 
         raise VoiceError(f"{project.relative(target)} differs from the recorded audio; "
                          f"run `esl-build rerun {lesson_id} --steps tts,upload,add-audio`")
     return target
-
-
-def _write_pcm(path: Path, pcm: Pcm) -> None:
-    atomic_write(path, struct.pack("<I", pcm.rate) + pcm.samples)
-
-
-def _read_pcm(path: Path) -> Pcm:
-    data = path.read_bytes()
-    return Pcm(data[4:], struct.unpack("<I", data[:4])[0])

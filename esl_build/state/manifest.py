@@ -184,6 +184,14 @@ def _key(value: Any) -> None:
                             "(no '..', empty parts or leading '/')")
 
 
+# A tts record's voice: a bare id (records before the cast was recorded) or the recorded
+# choice (esl_build.voices.casting.VoiceChoice).
+_VOICE = sh.either(sh.text(), sh.obj({"id": sh.text(min_length=1)},
+                                     {"name": sh.text(), "source": sh.text(),
+                                      "score": sh.nullable(sh.number()), "basis": sh.text()}),
+                   message="must be a voice id or {id, name, source, score, basis}")
+
+
 @cache
 def manifest_shape(places: Places) -> sh.Shape:
     """The shape of a version 2 manifest (what ``manifest.schema.json`` describes), with its
@@ -201,9 +209,11 @@ def manifest_shape(places: Places) -> sh.Shape:
                          extra=json),
         "tts": sh.obj({"mp3": in_build, "sha256": _HEX, "seconds": sh.number(minimum=0),
                        "lines": sh.integer(minimum=0), "synthesized": sh.integer(minimum=0),
-                       "voices": sh.mapping(sh.text(), what="speaker")},
-                      # with remote storage: the object the MP3 was stored as when paid for
-                      {"stored": sh.obj({"key": _key}, {"bucket": sh.text()})}),
+                       "voices": sh.mapping(_VOICE, what="speaker")},
+                      {"requests": sh.integer(minimum=0), "mode": sh.text(),
+                       "casting": sh.text(),
+                       # with remote storage: the object the MP3 was stored as when paid for
+                       "stored": sh.obj({"key": _key}, {"bucket": sh.text()})}),
         "upload": sh.obj({"key": _key, "url": audio},
                          {"bucket": sh.text(), "etag": sh.text()}, extra=json),
         "add-audio": sh.obj({"url": audio},

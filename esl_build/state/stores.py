@@ -149,6 +149,9 @@ def store_from(settings: Settings) -> ManifestStore:
     if settings.manifests.kind == "s3":
         from esl_build.state.s3_store import S3ManifestStore
         return S3ManifestStore.from_settings(settings)
+    if settings.manifests.kind == "postgres":
+        from esl_build.state.pg_store import PostgresManifestStore
+        return PostgresManifestStore.from_settings(settings)
     return FileManifestStore(settings.lessons_dir, settings.build_dir / ".locks",
                              root=settings.root, places=places_of(settings),
                              lease_timeout=settings.manifests.lease_timeout)

@@ -43,37 +43,37 @@ def voice() -> EspeakVoice:
 # --- synthesis -----------------------------------------------------------------------------------
 
 def test_speaks_real_audio_at_the_library_rate(voice):
-    pcm = voice.synthesize(HELLO, "en-us+m1")
+    pcm = voice.speak(HELLO, "en-us+m1")
     assert pcm.rate == 22050
     assert 1.5 < pcm.seconds < 6
     assert max(abs(b - 128) for b in pcm.samples[1::2]) > 16  # high bytes: not silence
 
 
 def test_longer_text_takes_longer(voice):
-    short = voice.synthesize("Hello.", "en-us+f1").seconds
-    longer = voice.synthesize("Hello. " + HELLO, "en-us+f1").seconds
-    longest = voice.synthesize("Hello. " + HELLO + " " + HELLO, "en-us+f1").seconds
+    short = voice.speak("Hello.", "en-us+f1").seconds
+    longer = voice.speak("Hello. " + HELLO, "en-us+f1").seconds
+    longest = voice.speak("Hello. " + HELLO + " " + HELLO, "en-us+f1").seconds
     assert short < longer < longest
 
 
 def test_same_text_and_voice_give_the_same_samples_whatever_came_before(voice):
-    first = voice.synthesize(HELLO, "en-gb+f4")
-    voice.synthesize("Something else entirely, with other words.", "en-us+m4")
-    voice.synthesize("And more.", "en-us+f5")
-    assert voice.synthesize(HELLO, "en-gb+f4") == first
-    assert EspeakVoice().synthesize(HELLO, "en-gb+f4") == first
+    first = voice.speak(HELLO, "en-gb+f4")
+    voice.speak("Something else entirely, with other words.", "en-us+m4")
+    voice.speak("And more.", "en-us+f5")
+    assert voice.speak(HELLO, "en-gb+f4") == first
+    assert EspeakVoice().speak(HELLO, "en-gb+f4") == first
 
 
 def test_slower_rate_speaks_longer():
-    assert (EspeakVoice(rate_wpm=120).synthesize(HELLO, "en-us+m1").seconds
-            > EspeakVoice(rate_wpm=200).synthesize(HELLO, "en-us+m1").seconds)
+    assert (EspeakVoice(rate_wpm=120).speak(HELLO, "en-us+m1").seconds
+            > EspeakVoice(rate_wpm=200).speak(HELLO, "en-us+m1").seconds)
 
 
 def test_every_voice_assign_can_hand_out_is_speakable(voice):
     for language in LANGUAGES:
-        assert voice.synthesize("Yes.", language).seconds > 0.1
+        assert voice.speak("Yes.", language).seconds > 0.1
         for variant in VARIANTS["male"] + VARIANTS["female"]:
-            assert voice.synthesize("Yes.", f"{language}+{variant}").seconds > 0.1
+            assert voice.speak("Yes.", f"{language}+{variant}").seconds > 0.1
 
 
 def test_no_variant_we_cast_is_a_breathy_one():
@@ -89,7 +89,7 @@ def test_no_variant_we_cast_is_a_breathy_one():
 def test_unknown_voice_is_a_voice_error_naming_it(voice_id):
     speaker = EspeakVoice()
     with pytest.raises(VoiceError, match="unknown espeak voice") as error:
-        speaker.synthesize(HELLO, voice_id)
+        speaker.speak(HELLO, voice_id)
     assert repr(voice_id) in str(error.value)
     assert error.value.retryable is False
     assert (speaker.calls, speaker.characters) == (0, 0)
@@ -97,22 +97,22 @@ def test_unknown_voice_is_a_voice_error_naming_it(voice_id):
 
 def test_counts_calls_and_characters():
     speaker = EspeakVoice()
-    speaker.synthesize("Hi.", "en-us+m1")
-    speaker.synthesize(HELLO, "en-us+f1")
+    speaker.speak("Hi.", "en-us+m1")
+    speaker.speak(HELLO, "en-us+f1")
     assert (speaker.calls, speaker.characters) == (2, 3 + len(HELLO))
 
 
 def test_four_threads_at_once_give_what_one_thread_gives(voice):
     jobs = [(f"Line {n}: " + HELLO, voice_id) for n, voice_id
             in enumerate(["en-us+m1", "en-us+f1", "en-gb+f4", "en-us+steph"] * 2)]
-    sequential = [voice.synthesize(text, voice_id) for text, voice_id in jobs]
+    sequential = [voice.speak(text, voice_id) for text, voice_id in jobs]
     results: dict[int, object] = {}
     start = threading.Barrier(4)
 
     def work(worker: int) -> None:
         start.wait()
         for index in range(worker, len(jobs), 4):
-            results[index] = voice.synthesize(*jobs[index])
+            results[index] = voice.speak(*jobs[index])
 
     threads = [threading.Thread(target=work, args=(worker,)) for worker in range(4)]
     for thread in threads:
@@ -169,7 +169,7 @@ def test_assignment_is_deterministic(voice):
 def test_speakers_sound_different_saying_the_same_thing(voice):
     voices = voice.assign(FOUR_SPEAKERS)
     assert len(set(voices.values())) == 4
-    assert len({voice.synthesize(HELLO, voice_id).samples for voice_id in voices.values()}) == 4
+    assert len({voice.speak(HELLO, voice_id).samples for voice_id in voices.values()}) == 4
 
 
 @pytest.mark.parametrize(("accent", "language"), [
@@ -217,7 +217,7 @@ def test_narration_gets_a_plain_voice_unlike_any_speaker(voice):
                                  profiles=(profile("Wren", "female", "british"),
                                            profile("Ana", "female", "british"))))
     assert voices == {"Wren": "en-gb+f1", "Ana": "en-gb+f4", "": "en-gb"}
-    assert voice.synthesize(HELLO, voices[""]) != voice.synthesize(HELLO, voices["Wren"])
+    assert voice.speak(HELLO, voices[""]) != voice.speak(HELLO, voices["Wren"])
 
 
 def test_a_monologue_without_speakers_is_all_narration(voice):

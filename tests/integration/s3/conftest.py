@@ -68,3 +68,16 @@ def s3(moto_url, tmp_path, monkeypatch) -> S3World:
     client.create_bucket(Bucket=bucket)
     client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     return S3World(env, bucket, client)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn():
+    """A real PostgreSQL server for the session (skipped, saying why, when none is installed:
+    .ci/run installs one)."""
+    from esl_build.testing.postgres import PostgresServer
+
+    why = PostgresServer.available()
+    if why:
+        pytest.skip(why)
+    with PostgresServer.start() as server:
+        yield server.dsn

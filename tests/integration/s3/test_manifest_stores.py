@@ -1,4 +1,5 @@
-"""One conformance suite for every manifest store: the file store and the S3 store (moto)."""
+"""One conformance suite for every manifest store: the file store, the S3 store (moto) and the
+PostgreSQL store (a real server started for the session)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -18,20 +18,26 @@ from esl_build.state.manifest import record_stage
 from esl_build.state.stores import ManifestStore, store_from
 
 
-def settings_for(kind: str, root: Path, s3_env: dict[str, str], bucket: str,
-                 **extra: str) -> Settings:
-    env = {**s3_env, "ESL_PIPELINE_LEASE_TTL": "0.6", **extra}
-    if kind == "s3":
-        env.update(ESL_PIPELINE_MANIFEST_STORE="s3", ESL_PIPELINE_MANIFEST_BUCKET=bucket,
+@pytest.fixture(params=["file", "s3", "postgres"])
+def store_env(request, s3) -> dict[str, str]:
+    """The variables that select one kind of store (each test gets its own bucket or
+    PostgreSQL namespace, so tests never see each other's manifests)."""
+    env = {**s3.env, "ESL_PIPELINE_LEASE_TTL": "0.6"}
+    if request.param == "s3":
+        env.update(ESL_PIPELINE_MANIFEST_STORE="s3", ESL_PIPELINE_MANIFEST_BUCKET=s3.bucket,
                    ESL_PIPELINE_MANIFEST_PREFIX="manifests/ci")
-    return Settings.resolve(root, env=env)
+    elif request.param == "postgres":
+        env.update(ESL_PIPELINE_MANIFEST_STORE="postgres",
+                   ESL_PIPELINE_MANIFEST_DSN=request.getfixturevalue("postgres_dsn"),
+                   ESL_PIPELINE_MANIFEST_PREFIX=f"ci/{s3.bucket}")
+    return env
 
 
-@pytest.fixture(params=["file", "s3"])
-def make_store(request, s3, tmp_path):
+@pytest.fixture
+def make_store(request, store_env, tmp_path):
     def make(**extra: str) -> ManifestStore:
-        return store_from(settings_for(request.param, tmp_path, s3.env, s3.bucket, **extra))
-    make.kind = request.param  # type: ignore[attr-defined]
+        return store_from(Settings.resolve(tmp_path, env={**store_env, **extra}))
+    make.kind = request.node.callspec.params["store_env"]  # type: ignore[attr-defined]
     return make
 
 
@@ -61,8 +67,9 @@ def test_round_trip_with_versions_ids_and_locations(make_store):
     store.new_run()
     assert list(store.ids()) == ["a/unit1", "b1/unit1"]
     assert store.read("b1/unit1") == doc
-    expected = ("lessons/b1/unit1.manifest.json" if make_store.kind == "file"
-                else "manifests/ci/lessons/b1/unit1.manifest.json")
+    expected = {"file": "lessons/b1/unit1.manifest.json",
+                "s3": "manifests/ci/lessons/b1/unit1.manifest.json",
+                "postgres": "/lessons/b1/unit1"}[make_store.kind]
     assert store.location("b1/unit1").endswith(expected)
     assert store.location("a/unit1") != store.location("b1/unit1")
 
@@ -99,12 +106,10 @@ for n in range(12):
 """
 
 
-def test_two_processes_writing_different_stages_at_once_lose_nothing(make_store, s3, tmp_path):
+def test_two_processes_writing_different_stages_at_once_lose_nothing(make_store, store_env,
+                                                                    tmp_path):
     store = make_store()
-    env = dict(s3.env, ESL_PIPELINE_LEASE_TTL="0.6")
-    if make_store.kind == "s3":
-        env.update(ESL_PIPELINE_MANIFEST_STORE="s3", ESL_PIPELINE_MANIFEST_BUCKET=s3.bucket,
-                   ESL_PIPELINE_MANIFEST_PREFIX="manifests/ci")
+    env = dict(store_env)
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, json.dumps(env), name,
                                  str(tmp_path), json.dumps(OUTPUTS[name])])
                for name in ("upload", "import")]
@@ -157,11 +162,8 @@ with store.lease("unit1"):
 """
 
 
-def test_a_killed_workers_lease_expires_and_is_taken_over(make_store, s3, tmp_path):
-    env = dict(s3.env, ESL_PIPELINE_LEASE_TTL="1")
-    if make_store.kind == "s3":
-        env.update(ESL_PIPELINE_MANIFEST_STORE="s3", ESL_PIPELINE_MANIFEST_BUCKET=s3.bucket,
-                   ESL_PIPELINE_MANIFEST_PREFIX="manifests/ci")
+def test_a_killed_workers_lease_expires_and_is_taken_over(make_store, store_env, tmp_path):
+    env = dict(store_env, ESL_PIPELINE_LEASE_TTL="1")
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, json.dumps(env), str(tmp_path)],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -188,8 +190,10 @@ def test_a_held_lease_is_renewed_while_its_stage_runs(make_store):
 def test_push_and_pull_are_idempotent_and_never_overwrite_a_newer_manifest(s3, tmp_path):
     from esl_build.state.migrate import copy_manifests
 
-    files = store_from(settings_for("file", tmp_path, s3.env, s3.bucket))
-    remote = store_from(settings_for("s3", tmp_path, s3.env, s3.bucket))
+    files = store_from(Settings.resolve(tmp_path, env=s3.env))
+    remote = store_from(Settings.resolve(tmp_path, env={
+        **s3.env, "ESL_PIPELINE_MANIFEST_STORE": "s3", "ESL_PIPELINE_MANIFEST_BUCKET": s3.bucket,
+        "ESL_PIPELINE_MANIFEST_PREFIX": "manifests/ci"}))
     files.update("unit1", stage("import", "a"))
     files.update("unit2", stage("import", "b"))
     assert copy_manifests(files, remote).copied == ["unit1", "unit2"]

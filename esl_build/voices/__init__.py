@@ -1,0 +1,1 @@
+"""Voices for speakers: the ElevenLabs catalog, the voice map, and deterministic casting."""
