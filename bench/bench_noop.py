@@ -45,7 +45,7 @@ from bench.rows import Row as RowOut
 from bench.rows import ratio_row
 
 REPO = Path(__file__).resolve().parent.parent
-FALLBACK_TEMPLATE = Path("/work/shared/anchor-fixtures/2.0_test_relaxed_validation.md")
+FALLBACK_TEMPLATE = REPO / "tests" / "fixtures" / "lessons" / "mixed-speaker-forms.md"
 RAN = re.compile(r"^(?:\.  |\[\d+/\d+\] )(\S+)", re.MULTILINE)  # "task ran" (doit's, ours)
 FAILED = re.compile(r"^(F|E)  ", re.MULTILINE)   # doit's "task failed / errored" lines
 TARGET_RATIO = 1.5
@@ -88,7 +88,7 @@ def tail(text: str, lines: int = 25) -> str:
 
 # -- the lessons ------------------------------------------------------------------------------
 def template_lesson() -> Path:
-    """A small valid lesson: the smallest lessons/**/*.md of this repo, else the anchor fixture."""
+    """A small valid lesson: the smallest lessons/**/*.md of this repo, else a test fixture."""
     candidates = [p for p in (REPO / "lessons").rglob("*.md")
                   if ":::study-text" in p.read_text(encoding="utf-8", errors="replace")]
     if candidates:

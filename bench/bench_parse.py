@@ -1,7 +1,7 @@
 """Lessons parsed and validated per second: ``python -m bench.bench_parse [SECONDS]``.
 
-Reads ``lessons/*.md`` (recursively) when the repo has any, else the predecessor's lessons in
-``../shared/anchor-fixtures``. Each file is parsed repeatedly for about SECONDS (default 1.0);
+Reads ``lessons/*.md`` (recursively) when the repo has any, else the test fixture lessons in
+``tests/fixtures/lessons``. Each file is parsed repeatedly for about SECONDS (default 1.0);
 the figure is the median of five rounds (and the best one), in CPU time, which is steadier
 than wall time on a busy machine.
 """
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def lesson_files() -> list[Path]:
     own = sorted((REPO / "lessons").rglob("*.md")) if (REPO / "lessons").is_dir() else []
-    return own or sorted((REPO / "../shared/anchor-fixtures").resolve().glob("*.md"))
+    return own or sorted((REPO / "tests" / "fixtures" / "lessons").glob("*.md"))
 
 
 def rate(text: str, seconds: float) -> tuple[float, float]:

@@ -223,15 +223,15 @@ def test_init_scaffolds_a_repository_that_builds(tmp_path):
 
 
 def test_a_predecessor_manifest_is_adopted_without_a_second_page(tmp_path):
-    fixtures = Path(__file__).resolve().parents[2].parent / "shared" / "anchor-fixtures"
+    fixtures = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "lessons"
     repo = LessonsRepo.create(tmp_path / "repo", {})
     (repo.root / "lessons").mkdir(exist_ok=True)
-    shutil.copyfile(fixtures / "first.md", repo.path("lessons/first.md"))
-    shutil.copyfile(fixtures / "first.manifest.json", repo.path("lessons/first.manifest.json"))
-    old = json.loads((fixtures / "first.manifest.json").read_text())
+    for name in ("four-speakers.md", "four-speakers.manifest.json"):
+        shutil.copyfile(fixtures / name, repo.path(f"lessons/{name}"))
+    old = json.loads((fixtures / "four-speakers.manifest.json").read_text())
     run = repo.doit()
     assert run.returncode == 0, run.stdout + run.stderr
-    manifest = json.loads(repo.path("lessons/first.manifest.json").read_text())
+    manifest = json.loads(repo.path("lessons/four-speakers.manifest.json").read_text())
     assert manifest["schemaVersion"] == 2
     assert manifest["remote"]["import/notion"]["pageId"] == old["pageId"]
     assert manifest["migratedFrom"]["mdHash"] == old["mdHash"]

@@ -93,12 +93,12 @@ def test_encoding_is_deterministic_and_follows_the_bitrate():
 
 def test_write_mp3_tags_are_id3v23_and_readable(tmp_path):
     path = tmp_path / "audio.mp3"
-    write_mp3(path, encode_mp3(tone(0.5)), title="Hacking Your Brain — café",
-              album="B1 · Vadim", artist="esl-build")
+    write_mp3(path, encode_mp3(tone(0.5)), title="Small Habits, Big Savings — café",
+              album="B1 · Priya", artist="esl-build")
     tags = ID3(path)
     assert tags.version[:2] == (2, 3)
-    assert str(tags["TIT2"]) == "Hacking Your Brain — café"
-    assert str(tags["TALB"]) == "B1 · Vadim"
+    assert str(tags["TIT2"]) == "Small Habits, Big Savings — café"
+    assert str(tags["TALB"]) == "B1 · Priya"
     assert str(tags["TPE1"]) == "esl-build"
     assert sorted(tags.keys()) == ["TALB", "TIT2", "TPE1"]  # no dates, no encoder stamp
 

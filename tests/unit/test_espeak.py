@@ -23,7 +23,7 @@ def lesson(*turns: tuple[str | None, str], profiles: tuple[SpeakerProfile, ...] 
                      in enumerate(turns, start=10))
     kind = "dialogue" if len({s for s, _ in turns if s}) > 1 else "monologue"
     return Lesson(id="b1/unit1", path="lessons/b1/unit1.md",
-                  frontmatter=Frontmatter(title="Unit 1", student="Vadim", level="B1",
+                  frontmatter=Frontmatter(title="Unit 1", student="Priya", level="B1",
                                           topic=("routines",), input_type="generate",
                                           speaker_profiles=profiles),
                   blocks=(), study_text=StudyText(9, "Transcript", kind, segments) if study_text
@@ -148,25 +148,26 @@ def test_importing_the_module_loads_no_library():
 
 # --- assignment ----------------------------------------------------------------------------------
 
-FIRST_MD = lesson(("Leila", "I smell books to focus."), ("Martin", "I use light."),
-                  ("Chloe", "I listen to music."), ("Pablo", "I dress for the task."),
-                  profiles=(profile("Leila", "female", "american"),
-                            profile("Martin", "male", "american"),
-                            profile("Chloe", "female", "british"),
-                            profile("Pablo", "male", "american")))
+FOUR_SPEAKERS = lesson(("Greta", "I make tea at my desk."), ("Kenji", "I write it down."),
+                       ("Amara", "I walk to work."), ("Tomas", "I cook on Sundays."),
+                       profiles=(profile("Greta", "female", "american"),
+                                 profile("Kenji", "male", "american"),
+                                 profile("Amara", "female", "british"),
+                                 profile("Tomas", "male", "american")))
 
 
 def test_profiles_choose_gender_and_accent(voice):
-    assert voice.assign(FIRST_MD) == {"Leila": "en-us+f1", "Martin": "en-us+m1",
-                                      "Chloe": "en-gb+f4", "Pablo": "en-us+m3"}
+    assert voice.assign(FOUR_SPEAKERS) == {"Greta": "en-us+f1", "Kenji": "en-us+m1",
+                                           "Amara": "en-gb+f4", "Tomas": "en-us+m3"}
 
 
 def test_assignment_is_deterministic(voice):
-    assert voice.assign(FIRST_MD) == voice.assign(FIRST_MD) == EspeakVoice().assign(FIRST_MD)
+    first = voice.assign(FOUR_SPEAKERS)
+    assert first == voice.assign(FOUR_SPEAKERS) == EspeakVoice().assign(FOUR_SPEAKERS)
 
 
 def test_speakers_sound_different_saying_the_same_thing(voice):
-    voices = voice.assign(FIRST_MD)
+    voices = voice.assign(FOUR_SPEAKERS)
     assert len(set(voices.values())) == 4
     assert len({voice.speak(HELLO, voice_id).samples for voice_id in voices.values()}) == 4
 
@@ -212,11 +213,11 @@ def test_a_dozen_speakers_all_get_distinct_voices(voice, gender):
 
 
 def test_narration_gets_a_plain_voice_unlike_any_speaker(voice):
-    voices = voice.assign(lesson((None, "In a small cafe."), ("Chloe", "Hi!"), ("Ana", "Hey."),
-                                 profiles=(profile("Chloe", "female", "british"),
+    voices = voice.assign(lesson((None, "In a small cafe."), ("Wren", "Hi!"), ("Ana", "Hey."),
+                                 profiles=(profile("Wren", "female", "british"),
                                            profile("Ana", "female", "british"))))
-    assert voices == {"Chloe": "en-gb+f1", "Ana": "en-gb+f4", "": "en-gb"}
-    assert voice.speak(HELLO, voices[""]) != voice.speak(HELLO, voices["Chloe"])
+    assert voices == {"Wren": "en-gb+f1", "Ana": "en-gb+f4", "": "en-gb"}
+    assert voice.speak(HELLO, voices[""]) != voice.speak(HELLO, voices["Wren"])
 
 
 def test_a_monologue_without_speakers_is_all_narration(voice):

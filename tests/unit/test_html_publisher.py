@@ -35,12 +35,12 @@ def para(words: str) -> Block:
 
 
 def lesson(*blocks: Block, lesson_id: str = "unit1", **frontmatter) -> Lesson:
-    fm = {"title": "Can & Want", "student": "Tolik", "level": "A1+", "topic": ("Can", "Want"),
+    fm = {"title": "Rain & Shine", "student": "Priya", "level": "A1+", "topic": ("Rain", "Shine"),
           "input_type": "generate", **frontmatter}
     return Lesson(lesson_id, f"lessons/{lesson_id}.md", Frontmatter(**fm), tuple(blocks), None)
 
 
-STUDY = block("study_text", label="Transcript", children=(para("Emma: Hi, Dan!"),))
+STUDY = block("study_text", label="Transcript", children=(para("Kofi: Hi, Hana!"),))
 
 
 @pytest.fixture
@@ -110,11 +110,11 @@ def body(html: str) -> ET.Element:
 def test_frontmatter_makes_the_title_header_and_cover(publisher):
     html = render(publisher, icon="🎯", cover="https://img.example/c.jpg")
     main = body(html)
-    assert words(main.find("header/h1")) == "🎯Can & Want"
+    assert words(main.find("header/h1")) == "🎯Rain & Shine"
     assert main.find("header/h1/span").get("class") == "icon"
-    assert words(main.find("header/p")) == "Tolik · A1+ · Can, Want"
+    assert words(main.find("header/p")) == "Priya · A1+ · Rain, Shine"
     assert main.find("img").get("src") == "https://img.example/c.jpg"
-    assert tree(html).find(".//title").text == "Can & Want"
+    assert tree(html).find(".//title").text == "Rain & Shine"
 
 
 def test_no_cover_no_banner(publisher):
@@ -457,7 +457,7 @@ def test_link_audio_refuses_script_urls(publisher):
 # -- index -----------------------------------------------------------------------------------
 
 def entry(lesson_id: str, **fields) -> IndexEntry:
-    values = {"id": lesson_id, "title": f"Lesson {lesson_id}", "student": "Tolik", "level": "B1",
+    values = {"id": lesson_id, "title": f"Lesson {lesson_id}", "student": "Priya", "level": "B1",
               "topic": "Can", "page_url": f"build/site/{lesson_id}.html", "audio_url": None,
               "stages": {}, **fields}
     return IndexEntry(**values)

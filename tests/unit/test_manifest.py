@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,21 +12,29 @@ import pytest
 from esl_build.errors import ManifestCorrupt
 from esl_build.state import manifest as mf
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "anchor-fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "lessons"
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "esl_build" / "schemas"
                      / "manifest.schema.json").read_text())
 
 
-@pytest.mark.parametrize("name", ["first.manifest.json", "bad.manifest.json"])
+@pytest.mark.parametrize("name", ["four-speakers.manifest.json",
+                                  "empty-frontmatter.manifest.json"])
 def test_predecessor_manifests_are_adopted_with_their_page(name):
     old = json.loads((FIXTURES / name).read_text())
-    doc = mf.loads((FIXTURES / name).read_bytes(), where=name, lesson_id="first",
-                   source="lessons/first.md")
+    assert old["schemaVersion"] == 1
+    doc = mf.loads((FIXTURES / name).read_bytes(), where=name, lesson_id="four-speakers",
+                   source="lessons/four-speakers.md")
     assert doc["schemaVersion"] == mf.SCHEMA_VERSION
     assert doc["remote"]["import/notion"] == {"pageId": old["pageId"], "url": old["pageUrl"]}
     assert doc["stages"] == {}  # no fingerprints were kept: every stage runs once, in place
     assert doc["migratedFrom"]["mdHash"] == old["mdHash"]
     jsonschema.validate(doc, SCHEMA)
+
+
+@pytest.mark.parametrize("name", ["four-speakers", "empty-frontmatter"])
+def test_a_predecessor_fixture_manifest_hashes_its_lesson_as_the_predecessor_did(name):
+    old = json.loads((FIXTURES / f"{name}.manifest.json").read_text())
+    assert old["mdHash"] == hashlib.sha256((FIXTURES / f"{name}.md").read_bytes()).hexdigest()
 
 
 def test_a_record_round_trips_and_keeps_remote_identities_when_forgotten():

@@ -11,16 +11,16 @@ from esl_build.lesson.blocks import Document, parse_blocks
 from esl_build.lesson.model import Block, Lesson, plain_text
 
 REPO = Path(__file__).resolve().parents[3]
-FIXTURES = (REPO / "../shared/anchor-fixtures").resolve()
+FIXTURES = REPO / "tests" / "fixtures" / "lessons"
 BAD_LESSONS = REPO / "tests" / "lessons"
 GOLDEN = REPO / "tests" / "golden" / "lesson"
 
 FRONTMATTER = """\
 ---
-title: 'Homework Assignment: Conditionals'
+title: 'Homework Assignment: Weekend Plans'
 student: Anna
 level: A2
-topic: Second Conditional
+topic: Going to for plans
 input_type: generate
 speaker_labels: [Alex, Mara]
 ---
@@ -86,7 +86,8 @@ notes
 
 def make_lesson(*, study: str = STUDY, frontmatter: str = FRONTMATTER, practice: str = PRACTICE,
                 fenced: bool = True) -> str:
-    """A valid lesson (the predecessor's ok.md, in shape), with parts replaced."""
+    """A valid lesson (the shape of ``tests/fixtures/lessons/short-fenced.md``), with parts
+    replaced."""
     text = frontmatter + "\n" + BODY.format(study=study, practice=practice)
     return f"```markdown\n{text}```\n" if fenced else text
 

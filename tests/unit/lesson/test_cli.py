@@ -15,7 +15,7 @@ from esl_build.lesson.report import lesson_files
 def lessons_folder(tmp_path):
     (tmp_path / "b1").mkdir()
     (tmp_path / "b1" / "unit1.md").write_text(make_lesson(), "utf-8")
-    shutil.copy(FIXTURES / "2.0_new_features_demo.md", tmp_path / "demo.md")
+    shutil.copy(FIXTURES / "every-directive.md", tmp_path / "demo.md")
     (tmp_path / "build" / "b1").mkdir(parents=True)
     (tmp_path / "build" / "b1" / "old.md").write_text("not a lesson", "utf-8")
     (tmp_path / "unit1.manifest.json").write_text("{}", "utf-8")
@@ -43,17 +43,18 @@ def test_strict_turns_warnings_into_errors(tmp_path, capsys):
 
 
 def test_errors_exit_1_with_path_and_line(capsys):
-    assert run_validate([str(FIXTURES / "bad.md"), str(FIXTURES / "ok.md")]) == 1
+    rejected, accepted = FIXTURES / "empty-frontmatter.md", FIXTURES / "short-fenced.md"
+    assert run_validate([str(rejected), str(accepted)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{FIXTURES / 'bad.md'}:3: error: ")
+    assert out[0].startswith(f"{rejected}:3: error: ")
     assert out[-1] == "2 files: 8 errors, 0 warnings"
 
 
 def test_json_report(tmp_path, capsys):
-    assert run_validate([str(FIXTURES / "bad.md"), "--json"]) == 1
+    assert run_validate([str(FIXTURES / "empty-frontmatter.md"), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False and report["errors"] == 8 and report["warnings"] == 0
-    assert report["problems"][0] == {"path": str(FIXTURES / "bad.md"), "line": 3,
+    assert report["problems"][0] == {"path": str(FIXTURES / "empty-frontmatter.md"), "line": 3,
                                      "severity": "error", "message": "`title` is empty; give "
                                      "it a value"}
 

@@ -20,8 +20,8 @@ def test_all_fields_are_typed():
     assert problems == []
     front = lesson.frontmatter
     assert (front.title, front.student, front.level) == (
-        "Homework Assignment: Conditionals", "Anna", "A2")
-    assert front.topic == ("Second Conditional",) and front.speaker_labels == ("Alex", "Mara")
+        "Homework Assignment: Weekend Plans", "Anna", "A2")
+    assert front.topic == ("Going to for plans",) and front.speaker_labels == ("Alex", "Mara")
     assert front.speaker_profiles[0].gender == "male" and front.speaker_profiles[0].voice == "Will"
     assert (front.icon, front.cover) == ("🎯", "https://x.org/c.png")
     assert front.properties == {"Due": "2025-01-31"}

@@ -8,9 +8,9 @@ from lesson_helpers import FIXTURES, make_lesson
 
 from esl_build.lesson import lesson_json_bytes, parse_lesson
 
-SEEDS = [make_lesson(), make_lesson(fenced=False), (FIXTURES / "first.md").read_text("utf-8"),
-         (FIXTURES / "2.0_new_features_extended_demo.md").read_text("utf-8"),
-         (FIXTURES / "2.0_new_features_demo.md").read_text("utf-8")]
+SEEDS = [make_lesson(), make_lesson(fenced=False)] + [
+    (FIXTURES / name).read_text("utf-8")
+    for name in ("four-speakers.md", "teacher-monologue.md", "every-directive.md")]
 MARKERS = [":::", ":::callout 💡", ":::column-list", ":::column", ":::study-text",
            ":::synced-block", ":::synced-block x", ":::toggle-h2 T", "```", "---", "| a |",
            "> [!NOTE]", "<!--", "-->", "- ", "  - ", "1) ", "**", "*", "`", "[A]: ", "## 1. x",

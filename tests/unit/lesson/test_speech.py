@@ -9,8 +9,8 @@ from esl_build.lesson import speech_text, split_speaker
 
 
 @pytest.mark.parametrize(("line", "speaker", "rest"), [
-    ("**Emma:** hi", "Emma", "hi"),
-    ("**Emma**: hi", "Emma", "hi"),
+    ("**Kofi:** hi", "Kofi", "hi"),
+    ("**Kofi**: hi", "Kofi", "hi"),
     ("[Alex]: hi", "Alex", "hi"),
     ("Mara: hi there", "Mara", "hi there"),
     ("Анна: привет", "Анна", "привет"),
@@ -53,8 +53,8 @@ def test_speakers_match_labels_case_insensitively_with_the_labels_spelling():
 
 def test_without_labels_speakers_come_from_the_grammar():
     front = FRONTMATTER.replace("speaker_labels: [Alex, Mara]\n", "")
-    lesson, _ = parse(make_lesson(frontmatter=front, study="**Emma:** Hi.\n**Dan:** Hello."))
-    assert lesson.study_text.speakers == ("Emma", "Dan")
+    lesson, _ = parse(make_lesson(frontmatter=front, study="**Kofi:** Hi.\n**Hana:** Hello."))
+    assert lesson.study_text.speakers == ("Kofi", "Hana")
 
 
 def test_one_speaker_is_a_monologue():

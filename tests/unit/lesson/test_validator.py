@@ -40,11 +40,11 @@ def labels(*names: str) -> str:
 
 
 def test_case_1_ok_fixture_is_accepted():
-    accepted((FIXTURES / "ok.md").read_text("utf-8"))
+    accepted((FIXTURES / "short-fenced.md").read_text("utf-8"))
 
 
 def test_case_2_bad_fixture_reports_frontmatter_sections_markers_and_study_text():
-    _, problems = parse((FIXTURES / "bad.md").read_text("utf-8"))
+    _, problems = parse((FIXTURES / "empty-frontmatter.md").read_text("utf-8"))
     messages = " | ".join(p.message for p in errors(problems))
     for fragment in ("`title` is empty", "`student` is empty", "`topic` is empty",
                      "missing sections", '"Answer Key" toggle is missing',
@@ -53,7 +53,7 @@ def test_case_2_bad_fixture_reports_frontmatter_sections_markers_and_study_text(
 
 
 def test_case_3_unbracketed_speakers_and_a_topic_list():
-    frontmatter = FRONTMATTER.replace("topic: Second Conditional",
+    frontmatter = FRONTMATTER.replace("topic: Going to for plans",
                                       'topic: ["travel", "conversation"]')
     lesson, _ = parse(make_lesson(frontmatter=frontmatter, study="Alex: Hello!\nMara: Hi there."))
     assert lesson.frontmatter.topic == ("travel", "conversation")
@@ -115,8 +115,8 @@ def test_case_13_ragged_table():
 
 
 def test_case_14_content_is_parsed_without_reading_a_file():
-    lesson, problems = parse_lesson((FIXTURES / "ok.md").read_text("utf-8"), path="UNUSED.md",
-                                    lesson_id="ok")
+    content = (FIXTURES / "short-fenced.md").read_text("utf-8")
+    lesson, problems = parse_lesson(content, path="UNUSED.md", lesson_id="ok")
     assert lesson is not None and errors(problems) == []
 
 
@@ -275,7 +275,7 @@ def test_soft_checks_are_warnings():
 
 
 def test_a_study_text_inside_a_list_item_continuation_is_at_column_1():
-    accepted((FIXTURES / "ok.md").read_text("utf-8"))
+    accepted((FIXTURES / "short-fenced.md").read_text("utf-8"))
 
 
 def test_an_unclosed_study_text_is_one_error_not_a_cascade():
