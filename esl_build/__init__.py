@@ -8,8 +8,9 @@ The public API (loaded on first use, so importing one module stays cheap):
 - the error tree: ``EslBuildError``, ``LessonInvalid``, ``ConfigInvalid``, ``ServiceError``,
   ``PublishError``, ``VoiceError``, ``StorageError``, ``StateError``, ``ManifestCorrupt``,
   ``LeaseHeld``, ``WriteConflict``, and ``Problem``
-- the manifest stores ``ManifestStore``, ``FileManifestStore``, ``S3ManifestStore`` and
-  ``S3Storage`` (boto3 is imported when one of the S3 classes is first used)
+- the manifest stores ``ManifestStore``, ``FileManifestStore``, ``S3ManifestStore``,
+  ``PostgresManifestStore`` and ``S3Storage`` (boto3 and psycopg are imported on first use);
+  the config providers ``ConfigProvider``, ``FileConfigProvider``, ``RemoteConfigProvider``
 - ``create_pipeline`` and ``Pipeline`` (new_assignment, rerun_assignment,
   get_assignment_status), whose typed errors are ``PipelineError``: ``ValidationError``,
   ``ConfigurationError``, ``InfrastructureError``, ``ManifestError``
@@ -29,6 +30,9 @@ _HOMES = {
     "StorageError": "errors", "VoiceError": "errors", "WriteConflict": "errors",
     "FileManifestStore": "state.stores", "ManifestStore": "state.stores",
     "S3ManifestStore": "state.s3_store", "S3Storage": "services.s3",
+    "PostgresManifestStore": "state.pg_store",
+    "ConfigProvider": "config_provider", "FileConfigProvider": "config_provider",
+    "RemoteConfigProvider": "config_provider",
     "ConfigurationError": "errors", "InfrastructureError": "errors", "ManifestError": "errors",
     "PipelineError": "errors", "ValidationError": "errors",
     "JsonLinesLogger": "observability", "PrometheusMetrics": "observability",
