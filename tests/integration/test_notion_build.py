@@ -73,6 +73,8 @@ def test_bundled_lessons_give_one_page_each_whose_blocks_reproduce_every_line(
     run = build(repo, fake)
     ok(run)
     assert len(fake.pages()) == len(lessons) == 3
+    for lesson_id in lessons:  # the run ends by saying where the result is: the page URLs
+        assert published(repo, lesson_id)["url"] in run.stdout, run.stdout
     for lesson_id in lessons:
         pages = fake.pages_of(lesson_id)
         assert len(pages) == 1 and pages[0].id == page_id(repo, lesson_id)
