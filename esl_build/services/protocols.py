@@ -119,8 +119,8 @@ def speech_key(shaping: Mapping[str, Any], request: SpeechRequest) -> str:
 class Voice(Protocol):
     """Speaks requests with named voices. EspeakVoice, ElevenLabsVoice.
 
-    ``max_concurrency``: requests one lesson may have in flight (a remote voice also limits
-    the whole process, see services/elevenlabs.py)."""
+    ``max_concurrency``: requests a run has in flight at once, all lessons together (a
+    remote voice also limits the whole process, see services/elevenlabs.py)."""
 
     name: str
     remote: bool

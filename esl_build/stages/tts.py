@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,6 +180,19 @@ def _budget_problem(project: Project) -> EslBuildError | None:
     return None
 
 
+def request_pool(project: Project) -> ThreadPoolExecutor:
+    """The run's one pool of ``voice.max_concurrency`` threads that every lesson's requests
+    go through, in the order lessons submit them: the first lesson's requests all go before
+    the second's, so lessons finish one after another and each one's MP3 is encoded while
+    the API works on the next, instead of every lesson finishing (and encoding) at the end."""
+    with project.memo.setdefault("ttsPoolLock", threading.Lock()):
+        pool: ThreadPoolExecutor | None = project.memo.get("ttsPool")
+        if pool is None:
+            pool = project.memo["ttsPool"] = ThreadPoolExecutor(
+                max(1, project.voice.max_concurrency), "tts")
+        return pool
+
+
 def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     from esl_build import audio  # lameenc and mutagen load only when audio is made
 
@@ -200,10 +213,15 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
         return pcm
 
     unique = sorted({key: i for i, key in reversed(list(enumerate(keys)))}.values())
+    futures = [request_pool(project).submit(fetch, i) for i in unique]
     try:
-        with ThreadPoolExecutor(max_workers=max(1, voice.max_concurrency)) as pool:
-            fetched = dict(zip((keys[i] for i in unique), pool.map(fetch, unique), strict=True))
-    except VoiceError as error:
+        fetched = {keys[i]: future.result() for i, future in zip(unique, futures, strict=True)}
+    except BaseException as error:
+        for future in futures:
+            future.cancel()  # not started yet: nothing of it was paid for
+        wait(futures)  # what is in flight is paid for: let it reach the cache
+        if not isinstance(error, VoiceError):
+            raise
         raise VoiceError(f"tts:{plan.lesson_id} ({project.display_path(plan.lesson_id)}): "
                          f"{_bare(error)}; the {len(made)} request(s) paid for in this run "
                          "are kept in the cache", retryable=error.retryable,
