@@ -140,9 +140,9 @@ def run_build(args: list[str]) -> int:
         # The flags are their variables: the doit run below (and `plan`) resolve its settings
         # from this process's environment, as for `doit`.
         os.environ.update(overrides)
-        if dry_run or project.settings.max_characters is not None:
+        limit, where = tts.character_limit(project)
+        if dry_run or limit is not None:
             cost = tts.planned(project, project.lesson_ids())
-            limit = project.settings.max_characters
             print(f"esl-build: this build would bill {cost.characters} characters in "
                   f"{cost.requests} request(s) to {project.voice.name}"
                   + (f" (limit {limit})" if limit is not None else ""))
@@ -150,7 +150,7 @@ def run_build(args: list[str]) -> int:
                 return 0 if cmd_plan(argparse.Namespace(ids=[], json=False)) == 0 else 1
             if limit is not None and cost.characters > limit:
                 raise ConfigInvalid(f"refusing to build: {cost.characters} characters is "
-                                    f"more than --max-characters {limit}; nothing was sent")
+                                    f"more than {limit} ({where}); nothing was sent")
     except EslBuildError as error:
         print(f"esl-build: {error}", file=sys.stderr)
         return error.exit_code

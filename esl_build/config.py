@@ -2,7 +2,8 @@
 
 ``configs/presets.json``   preset name → {"h2": colour, "h3": colour, "toggleMap": {"h2": colour}}
 ``configs/students/*.json`` student profiles: {"student", "colorPreset", "accentPreference", ...}
-``configs/voices.yml``     speaker → voice map for the real voice backend (``auto``, ``default``)
+``configs/voices.yml``     speaker → voice map for the real voice backend (``auto``, ``default``),
+                           and ``max_characters``: the most characters a build may bill
 
 Every file is optional; a file that exists must be valid, and an invalid one is a
 ``ConfigInvalid`` naming the file and line. The stages consume this snapshot, never the files.
@@ -22,6 +23,7 @@ NOTION_COLOURS = frozenset(
     ["default"] + [c for base in ("gray", "brown", "orange", "yellow", "green", "blue", "purple",
                                   "pink", "red") for c in (base, f"{base}_background")])
 DEFAULT_PRESET = "b1-default"
+MAX_CHARACTERS = "max_characters"  # voices.yml's budget key (ESL_BUILD_MAX_CHARACTERS wins)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ def parse_config(documents: ConfigDocuments) -> Config:
 
 
 def _parse_voices(doc: ConfigDocument) -> dict[str, Any]:
-    """voices.yml: a flat map of speaker (or ``auto``, ``default``) → voice id or name."""
+    """voices.yml: a flat map of speaker (or ``auto``, ``default``) → voice id or name, and
+    ``max_characters``: a whole number."""
     import yaml  # only when there is a voices document to read
 
     text, shown = doc.text, doc.name
@@ -157,7 +160,11 @@ def _parse_voices(doc: ConfigDocument) -> dict[str, Any]:
             raise ConfigInvalid(f"{key!r}: a speaker name must be text", path=shown, line=line)
         if key == "auto" and not (isinstance(value, bool) or value in ("true", "false")):
             raise ConfigInvalid("auto: must be true or false", path=shown, line=line)
-        if key != "auto" and not isinstance(value, str):
+        if key == MAX_CHARACTERS:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigInvalid(f"{MAX_CHARACTERS}: must be a whole number of characters "
+                                    f"(0 or more), not {value!r}", path=shown, line=line)
+        elif key != "auto" and not isinstance(value, str):
             raise ConfigInvalid(f"{key}: must be a voice id or name (text)", path=shown,
                                 line=line)
     return dict(loaded)

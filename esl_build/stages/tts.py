@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from esl_build.config import MAX_CHARACTERS
 from esl_build.errors import EslBuildError, ManifestCorrupt, VoiceError
 from esl_build.files import contains
 from esl_build.fingerprint import sha256_bytes
@@ -164,15 +165,24 @@ def check_budget(project: Project) -> None:
         raise problem
 
 
+def character_limit(project: Project) -> tuple[int | None, str]:
+    """The most characters a build may bill, and where that is said: ``--max-characters`` /
+    ``ESL_BUILD_MAX_CHARACTERS`` for this run, else ``max_characters`` in voices.yml (the
+    project's standing limit); ``(None, "")`` without either."""
+    if project.settings.max_characters is not None:
+        return project.settings.max_characters, "--max-characters / ESL_BUILD_MAX_CHARACTERS"
+    limit = project.config.voices.get(MAX_CHARACTERS)
+    return (limit, f"{MAX_CHARACTERS} in voices.yml") if limit is not None else (None, "")
+
+
 def _budget_problem(project: Project) -> EslBuildError | None:
-    limit = project.settings.max_characters
+    limit, where = character_limit(project)
     if limit is None and not project.voice.remote:
         return None
     cost = planned(project, project.lesson_ids())
     if limit is not None and cost.characters > limit:
         return VoiceError(f"this build would bill {cost.characters} characters, more than the "
-                          f"limit of {limit} (--max-characters / ESL_BUILD_MAX_CHARACTERS); "
-                          "nothing was sent: see `esl-build plan`")
+                          f"limit of {limit} ({where}); nothing was sent: see `esl-build plan`")
     try:
         project.voice.check_budget(cost.characters)
     except VoiceError as error:

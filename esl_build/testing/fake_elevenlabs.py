@@ -19,10 +19,11 @@ Audio is real and deterministic: a quiet tone per turn, 50 ms per character (the
 format (``pcm_<rate>`` raw s16le, ``wav_<rate>``, or ``mp3_<rate>_<kbps>`` via lameenc).
 
 What it received is counted: ``characters_billed`` (what a successful request costs, as
-ElevenLabs bills it: the characters of ``text`` / of every turn), ``requests`` (every request
-body, answered or not), and ``billed`` (text → times billed). Faults are injectable:
-``fail_next(status, code, times)``, ``latency`` (seconds per request) and ``hold()`` (requests
-block until ``release()``, for killing a build mid-flight).
+ElevenLabs bills it: the characters of ``text`` / of every turn), ``requests`` (every
+synthesis request body, answered or not, and every subscription look-up, in order), and
+``billed`` (text → times billed). Faults are injectable: ``fail_next(status, code, times)``,
+``latency`` (seconds per request) and ``hold()`` (requests block until ``release()``, for
+killing a build mid-flight).
 
     with FakeElevenLabs() as fake:
         env = fake.env  # ELEVENLABS_API_KEY (a sentinel) and ELEVENLABS_BASE_URL
@@ -275,6 +276,8 @@ class _Handler(BaseHTTPRequestHandler):
                                   "max_characters_request_free_user": 2_500}
                                  for model, info in MODELS.items()])
             elif method == "GET" and path == "/v1/user/subscription":
+                with fake._lock:
+                    fake.requests.append({"kind": "subscription", "query": query, "body": {}})
                 self._json(200, _subscription(fake))
             elif method == "POST" and path.startswith("/v1/text-to-speech/"):
                 voice_id = path.split("/")[3]

@@ -9,9 +9,9 @@ Catalog file::
                  "preview_url": "https://…"}]}
 
 ``esl-build voices sync`` writes it from ``GET /v1/voices`` (``voice_id`` is accepted for
-``id``). The voice map is flat (``default``, ``auto``, ``Speaker: voice``; config.py checks
-its shape). A voice is an id or a catalog name (any case). A malformed file is a
-``ConfigInvalid`` naming the file and line.
+``id``). The voice map is flat (``default``, ``auto``, ``Speaker: voice``, and the build's
+``max_characters``, which is no speaker; config.py checks its shape). A voice is an id or a
+catalog name (any case). A malformed file is a ``ConfigInvalid`` naming the file and line.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from esl_build.files import shown as shown_path
 from esl_build.fingerprint import fingerprint
 
 CATALOG_FILE = "elevenlabs.voices.json"
-_RESERVED = ("default", "auto")
+_RESERVED = ("default", "auto", config_files.MAX_CHARACTERS)
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,8 @@ def test_max_characters_refuses_to_start_a_build_that_would_exceed_it(tmp_path, 
     total = sum(map(len, spoken(CAFE)))
     refused = repo.esl_build("build", "--max-characters", str(total - 1))
     assert refused.returncode == 2
-    assert f"{total} characters is more than --max-characters {total - 1}" in refused.stderr
+    assert (f"{total} characters is more than {total - 1} (--max-characters / "
+            "ESL_BUILD_MAX_CHARACTERS)") in refused.stderr
     assert "Traceback" not in refused.stderr and fake.synthesis_requests == []
     by_env = repo.doit(env={"ESL_BUILD_MAX_CHARACTERS": str(total - 1)})
     assert by_env.returncode != 0 and fake.synthesis_requests == []
@@ -180,8 +181,39 @@ def test_max_characters_refuses_to_start_a_build_that_would_exceed_it(tmp_path, 
     assert short.returncode != 0 and fake.synthesis_requests == []
     assert "subscription has" in short.stdout + short.stderr
     fake.character_limit = 1_000_000
+    asked = len(fake.requests)
     assert repo.esl_build("build", "--max-characters", str(total)).returncode == 0
     assert fake.characters_billed == total
+    kinds = [request["kind"] for request in fake.requests[asked:]]
+    assert kinds[0] == "subscription" and "subscription" not in kinds[1:]  # before any line
+
+
+def test_max_characters_in_voices_yml_is_the_standing_limit(tmp_path, fake):
+    repo = make_repo(tmp_path / "repo", fake, {"unit1": lesson_text(CAFE)})
+    total = sum(map(len, spoken(CAFE)))
+    repo.path("configs/voices.yml").write_text(f"auto: true\nmax_characters: {total - 1}\n")
+    for refused in (repo.doit(), repo.esl_build("build")):
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and "Traceback" not in output
+        assert f"{total} characters" in output and "max_characters in voices.yml" in output
+    assert fake.synthesis_requests == []
+    # This run's flag (or variable) wins over the file's standing limit.
+    assert repo.esl_build("build", "--max-characters", str(total)).returncode == 0
+    assert fake.characters_billed == total
+
+
+@pytest.mark.parametrize("value", ["lots", "-5", "true", "1.5", "[1]"])
+def test_a_bad_max_characters_in_voices_yml_is_refused_naming_file_and_line(
+        tmp_path, fake, value):
+    repo = make_repo(tmp_path / "repo", fake, {"unit1": lesson_text(CAFE)})
+    repo.path("configs/voices.yml").write_text(f"auto: true\nmax_characters: {value}\n")
+    for run in (repo.doit(), repo.esl_build("build"), repo.esl_build("plan")):
+        output = run.stdout + run.stderr
+        assert run.returncode == 2, output
+        assert "configs/voices.yml:2" in output and "max_characters" in output
+        assert "whole number" in output or "voice id" in output
+        assert "Traceback" not in output
+    assert fake.requests == [] and not list(repo.root.glob("lessons/*.manifest.json"))
 
 
 def test_a_build_killed_halfway_then_rebuilt_bills_no_line_twice(tmp_path, fake):
