@@ -99,7 +99,8 @@ ENV_VARS: dict[str, str] = {
     "ESL_PIPELINE_CONFIG_STUDENTS_PATH": "students path under the endpoint (default "
                                          "students.json: a JSON array of profiles)",
     "ESL_PIPELINE_CONFIG_VOICES_PATH": "voices path under the endpoint (default voices.yml)",
-    "ESL_PIPELINE_LEASE_TTL": "seconds a lesson lease lasts unless renewed (default 60)",
+    "ESL_PIPELINE_LEASE_TTL": "seconds a lesson lease (and a TTS cache claim) lasts unless "
+                              "renewed (default 60)",
     "ESL_PIPELINE_LEASE_TIMEOUT": "seconds to wait for another worker's lease (default 600)",
     "ESL_BUILD_EVENT_LOG": "file that doit and CLI runs append stage events to (JSON lines)",
     "ESL_BUILD_SERVICE_TOKEN": "bearer token the HTTP worker requires (secret; default: none)",

@@ -11,26 +11,40 @@ Two places, behind one small interface (``AudioCache``):
                   ``write_object``), so CI machines and workers share what was paid for.
 ``TieredCache``   the folder in front of the bucket: reads fill the folder, writes go to both.
 
-``obtain`` makes a key at most once on this machine: it holds an inter-process lock per key
-(``build/.locks/tts/``, striped by the key's first three hex digits) while it looks the key up
-and, on a miss, synthesises and stores it; threads and processes that want the same key wait
-and then read it. Across machines two builds may still pay for the same key once each
-(object stores have no lock); the second write is idempotent.
+``obtain`` makes a key at most once, however many threads, processes and machines want it:
+
+* on this machine it holds an inter-process lock per key (``build/.locks/tts/``, striped by
+  the key's first three hex digits) while it looks the key up and, on a miss, synthesises and
+  stores it; threads and processes that want the same key wait and then read it;
+* across machines (``StorageCache``) it then takes the key's *claim*, an object
+  ``cache/tts/claims/<key>.json`` holding owner and expiry, written with a conditional PUT
+  (``If-None-Match: *``) so one machine wins. The winner renews it every third of its TTL
+  while it synthesises, stores the audio, then marks the claim released. A loser polls for
+  the audio object and reads it when it appears; a claim that is past its expiry (its holder
+  was killed, or released it) is taken over with ``If-Match`` on its ETag, so again only one
+  machine wins. The TTL is ``ESL_PIPELINE_LEASE_TTL`` (60 s), the lessons' lease TTL.
 
 An entry is ``<rate: uint32 little-endian><mono s16le samples>``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import struct
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
+from esl_build.errors import StorageError
 from esl_build.files import atomic_write, file_lock
 from esl_build.services.protocols import Pcm, Storage
+from esl_build.state.stores import Lease, kept_alive, owner_id
 
 PREFIX = "cache/tts/"
+CLAIMS = PREFIX + "claims/"
 
 
 class AudioCache(Protocol):
@@ -41,6 +55,12 @@ class AudioCache(Protocol):
     def write(self, key: str, pcm: Pcm) -> None: ...
 
     def contains(self, key: str) -> bool: ...
+
+    def claimed(self, key: str) -> AbstractContextManager[Pcm | None]:
+        """Hold the right to make ``key`` against other machines for the block. Yields the
+        audio instead when another machine made it while this one waited (then make
+        nothing); None means: make it now."""
+        ...
 
 
 def encode(pcm: Pcm) -> bytes:
@@ -76,12 +96,19 @@ class FolderCache:
     def contains(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    @contextlib.contextmanager
+    def claimed(self, key: str) -> Iterator[Pcm | None]:
+        yield None  # one machine: obtain's lock is the claim
+
 
 class StorageCache:
-    """Entries as objects under ``cache/tts/`` in the build's storage."""
+    """Entries as objects under ``cache/tts/`` in the build's storage, claimed across
+    machines while they are made (see the module docstring)."""
 
-    def __init__(self, storage: Storage):
+    def __init__(self, storage: Storage, *, claim_ttl: float = 60.0, poll: float = 0.25):
         self.storage = storage
+        self.claim_ttl = claim_ttl
+        self.poll = min(poll, claim_ttl / 4)
 
     def read(self, key: str) -> Pcm | None:
         data = self.storage.read_object(PREFIX + key + ".pcm")
@@ -93,6 +120,64 @@ class StorageCache:
 
     def contains(self, key: str) -> bool:
         return self.read(key) is not None
+
+    @contextlib.contextmanager
+    def claimed(self, key: str) -> Iterator[Pcm | None]:
+        lease = Lease(key, owner_id(), 0.0)
+        while True:
+            hit = self.read(key)
+            if hit is not None:
+                yield hit
+                return
+            version = self._take(key, lease)
+            if version is not None:
+                break
+            time.sleep(self.poll)
+        held = {"version": version}
+
+        def renew() -> None:
+            version = self._put_claim(key, lease, held["version"], ttl=self.claim_ttl)
+            if version is None:
+                lease.lost = True  # it expired and another machine took it over
+            else:
+                held["version"] = version
+
+        def release() -> None:
+            self._put_claim(key, lease, held["version"], ttl=0.0)
+
+        with kept_alive(lease, self.claim_ttl, renew, release):
+            # The audio may have been stored between our last look and our claim.
+            yield self.read(key)
+
+    def _take(self, key: str, lease: Lease) -> str | None:
+        """The claim's new version if this machine now holds it, else None."""
+        version = self._put_claim(key, lease, None, ttl=self.claim_ttl)
+        if version is not None:
+            return version
+        found = self.storage.read_object_version(CLAIMS + key + ".json")
+        if found is None:
+            return None  # gone in between: try again
+        data, current = found
+        try:
+            expires = float(json.loads(data).get("expires", 0))
+        except (ValueError, TypeError, AttributeError):
+            expires = 0.0  # a torn or foreign claim counts as expired
+        if expires >= time.time():
+            return None  # held: wait for the audio (or for the claim to expire)
+        return self._put_claim(key, lease, current, ttl=self.claim_ttl)
+
+    def _put_claim(self, key: str, lease: Lease, version: str | None, *, ttl: float
+                   ) -> str | None:
+        lease.expires_at = time.time() + ttl if ttl else 0.0
+        body = json.dumps({"key": key, "owner": lease.owner, "expires": lease.expires_at})
+        try:
+            return self.storage.write_object_if(CLAIMS + key + ".json", body.encode(),
+                                                content_type="application/json",
+                                                version=version)
+        except StorageError:
+            if version is None:
+                raise  # taking a claim: the build cannot go on without the bucket
+            return version  # a renewal: tried again at the next tick, before expiry
 
 
 class TieredCache:
@@ -116,15 +201,25 @@ class TieredCache:
     def contains(self, key: str) -> bool:
         return self.local.contains(key) or self.read(key) is not None
 
+    @contextlib.contextmanager
+    def claimed(self, key: str) -> Iterator[Pcm | None]:
+        with self.shared.claimed(key) as hit:
+            if hit is not None:
+                self.local.write(key, hit)
+            yield hit
+
 
 def obtain(cache: AudioCache, key: str, locks: Path, make: Callable[[], Pcm]
            ) -> tuple[Pcm, bool]:
     """The audio of ``key``: from the cache, or made by ``make()`` and stored, at most once
-    per machine however many threads and processes ask. Returns (audio, whether made)."""
+    however many threads, processes and machines ask. Returns (audio, whether made)."""
     with file_lock(locks / f"{key[:3]}.lock"):
         hit = cache.read(key)
         if hit is not None:
             return hit, False
-        pcm = make()
-        cache.write(key, pcm)
-        return pcm, True
+        with cache.claimed(key) as made_elsewhere:
+            if made_elsewhere is not None:
+                return made_elsewhere, False
+            pcm = make()
+            cache.write(key, pcm)
+            return pcm, True

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from esl_build.errors import StorageError
-from esl_build.files import atomic_path, atomic_write, relative_to
+from esl_build.files import atomic_path, atomic_write, file_lock, relative_to
 
 _CHUNK = 1 << 20
 
@@ -124,6 +124,23 @@ class LocalStorage:
             atomic_write(self._object(key), data)
         except OSError as exc:
             raise StorageError(f"cannot write {key} to {self.bucket}: {exc.strerror}") from None
+
+    def read_object_version(self, key: str) -> tuple[bytes, str] | None:
+        """The bytes at ``key`` and their sha256 as the version, or None when absent."""
+        data = self.read_object(key)
+        return (data, hashlib.sha256(data).hexdigest()) if data is not None else None
+
+    def write_object_if(self, key: str, data: bytes, *, content_type: str,
+                        version: str | None) -> str | None:
+        """Write ``data`` if the object is absent (``version`` None) or still ``version``,
+        under an ``flock`` per key (``.locks/`` in the bucket folder)."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        with file_lock(self.root / ".locks" / f"{digest[:16]}.lock"):
+            current = self.read_object_version(key)
+            if (current[1] if current else None) != version:
+                return None
+            self.write_object(key, data, content_type=content_type)
+        return hashlib.sha256(data).hexdigest()
 
     @staticmethod
     def _copy(source: Path, dest: Path) -> None:

@@ -188,6 +188,18 @@ class Storage(Protocol):
         """Store ``data`` at ``key`` (idempotent; atomic: readers see old or new bytes)."""
         ...
 
+    def read_object_version(self, key: str) -> tuple[bytes, str] | None:
+        """The bytes at ``key`` and their version (an ETag), or None when absent."""
+        ...
+
+    def write_object_if(self, key: str, data: bytes, *, content_type: str,
+                        version: str | None) -> str | None:
+        """Store ``data`` at ``key`` only if no object is there (``version`` None) or the
+        object there is still ``version``; the new version, or None when the condition failed
+        (someone else wrote first). With it, machines that share nothing but the bucket take
+        turns (the TTS cache's claims)."""
+        ...
+
     def durable(self, outputs: dict[str, Any]) -> bool: ...
 
     def watched(self, outputs: dict[str, Any]) -> tuple[str, ...]: ...

@@ -260,6 +260,36 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise storage_error(exc, f"cannot write s3://{self.bucket}/{key}") from None
 
+    def read_object_version(self, key: str) -> tuple[bytes, str] | None:
+        """The bytes stored at ``key`` and their ETag, or None when there is no such object."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            return bytes(answer["Body"].read()), str(answer["ETag"])
+        except ClientError as exc:
+            if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise storage_error(exc, f"cannot read s3://{self.bucket}/{key}") from None
+        except BotoCoreError as exc:
+            raise storage_error(exc, f"cannot read s3://{self.bucket}/{key}") from None
+
+    def write_object_if(self, key: str, data: bytes, *, content_type: str,
+                        version: str | None) -> str | None:
+        """A conditional PUT: ``If-None-Match: *`` (no version) or ``If-Match: <ETag>``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        condition = {"IfMatch": version} if version else {"IfNoneMatch": "*"}
+        try:
+            answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
+                                            ContentType=content_type, **condition)
+        except ClientError as exc:
+            if error_code(exc) in {"412", "PreconditionFailed", "409",
+                                   "ConditionalRequestConflict"}:
+                return None
+            raise storage_error(exc, f"cannot write s3://{self.bucket}/{key}") from None
+        except BotoCoreError as exc:
+            raise storage_error(exc, f"cannot write s3://{self.bucket}/{key}") from None
+        return str(answer["ETag"])
+
     def durable(self, outputs: dict[str, Any]) -> bool:
         """Trusts the record (no network): it names an object in this bucket."""
         return outputs.get("bucket") == self.bucket and bool(outputs.get("key"))

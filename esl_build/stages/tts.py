@@ -102,7 +102,8 @@ def audio_cache(project: Project) -> AudioCache:
     if cache is None:
         cache = FolderCache(project.settings.build_dir / "cache" / "tts")
         if project.voice.remote:
-            cache = TieredCache(cache, StorageCache(project.storage))
+            cache = TieredCache(cache, StorageCache(
+                project.storage, claim_ttl=project.settings.manifests.lease_ttl))
         project.memo["ttsCache"] = cache
     return cache
 
