@@ -14,8 +14,11 @@ monologue no-op is free: the final file is reused).
 
 Part 2, wall time: N generated dialogue lessons (distinct text) built with
 ``doit -n N -P thread`` (every lesson at once) at ``ELEVENLABS_CONCURRENCY`` = the fake's
-limit and the given latency per request. The bound is the same build with zero latency plus
-the time the API alone needs: ceil(requests / concurrency) × latency.
+limit and the given latency per request. The bound is the time the API alone needs:
+ceil(requests / concurrency) × latency; start-up, planning, assembly and encoding must hide
+behind it or count against the ratio. Beside it: when the first request arrived and the last
+was answered (from the fake's clock), so the ratio's remainder is shown where it goes; and the
+same build with no latency (the CPU work alone).
 
 PASS/FAIL lines check the targets (one-line edit ≤ 1.1 × the line's characters in monologue
 mode; wall time ≤ 1.2 × the bound); nothing is raised.
@@ -122,8 +125,8 @@ def dialogue_lesson(n: int) -> str:
 def part_wall_time(lessons: int, latency: float, concurrency: int,
                    seconds_per_character: float) -> bool:
     texts = {f"d{n:02d}": dialogue_lesson(n) for n in range(lessons)}
-    timings = {}
-    requests = 0
+    timings, spans = {}, {}
+    requests = peak = refused = 0
     for run_latency in (0.0, latency):
         with FakeElevenLabs(max_concurrency=concurrency,
                             seconds_per_character=seconds_per_character) as fake, \
@@ -131,21 +134,28 @@ def part_wall_time(lessons: int, latency: float, concurrency: int,
             repo = repo_with(Path(tmp) / "repo", fake, texts,
                              ELEVENLABS_CONCURRENCY=str(concurrency))
             fake.latency = run_latency
+            start = time.monotonic()
             timings[run_latency] = built(repo, "-n", str(lessons), "-P", "thread")
-            requests = len(fake.synthesis_requests)
-            refused = requests - sum(1 for _ in fake.billed.elements())
+            asked = fake.synthesis_requests
+            spans[run_latency] = (min(r["at"] for r in asked) - start,
+                                  max(fake.billed_at) - start)
+            requests = len(fake.billed_at)
+            refused = len(asked) - requests
             peak = fake.peak_concurrency
     api = math.ceil(requests / concurrency) * latency
-    bound = timings[0.0] + api
-    ratio = timings[latency] / bound
+    measured = timings[latency]
+    first, last = spans[latency]
+    ratio = measured / api
     print(f"\n## wall time: {lessons} dialogue lessons, {requests} requests, concurrency "
           f"{concurrency}, {latency * 1000:.0f} ms per request, "
           f"{seconds_per_character * 1000:g} ms of audio per character\n")
-    print(f"build with zero latency {timings[0.0]:.2f} s; API alone ceil({requests}/"
-          f"{concurrency}) × {latency:g} s = {api:.2f} s; bound (their sum) {bound:.2f} s; "
-          f"measured {timings[latency]:.2f} s ({ratio:.2f}× the bound, "
-          f"{timings[latency] / api:.2f}× the API alone); peak in flight {peak}; "
-          f"refused by the fake {max(0, refused)}")
+    print(f"bound (the API alone): ceil({requests}/{concurrency}) × {latency:g} s = {api:.2f} s; "
+          f"measured {measured:.2f} s = {ratio:.2f}× the bound")
+    print(f"  before the first request {first:.2f} s (interpreter, doit, validate, plan, "
+          f"subscription); requests {last - first:.2f} s ({(last - first) / api:.2f}× the "
+          f"bound); after the last answer {measured - last:.2f} s (assembly, upload, exit)")
+    print(f"  the same build with no latency (CPU work alone): {timings[0.0]:.2f} s; peak in "
+          f"flight {peak}; refused by the fake {refused}")
     ok = ratio <= 1.2
     print(f"{'PASS' if ok else 'FAIL'}: wall time ≤ 1.2 × the bound")
     return ok

@@ -20,8 +20,9 @@ format (``pcm_<rate>`` raw s16le, ``wav_<rate>``, or ``mp3_<rate>_<kbps>`` via l
 
 What it received is counted: ``characters_billed`` (what a successful request costs, as
 ElevenLabs bills it: the characters of ``text`` / of every turn), ``requests`` (every
-synthesis request body, answered or not, and every subscription look-up, in order), and
-``billed`` (text → times billed). Faults are injectable: ``fail_next(status, code, times)``,
+synthesis request body, answered or not, with its arrival time ``at``, and every subscription
+look-up, in order), ``billed`` (text → times billed) and ``billed_at`` (when each request was
+billed; both times ``time.monotonic()``). Faults are injectable: ``fail_next(status, code, times)``,
 ``latency`` (seconds per request) and ``hold()`` (requests block until ``release()``, for
 killing a build mid-flight).
 
@@ -110,6 +111,7 @@ class FakeElevenLabs:
     characters_billed: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     billed: Counter[str] = field(default_factory=Counter)
+    billed_at: list[float] = field(default_factory=list)  # time.monotonic() of each billing
     peak_concurrency: int = 0
     _faults: list[_Fault] = field(default_factory=list)
     _in_flight: int = 0
@@ -178,6 +180,7 @@ class FakeElevenLabs:
             self.characters_billed = 0
             self.requests.clear()
             self.billed.clear()
+            self.billed_at.clear()
             self.peak_concurrency = 0
 
     @property
@@ -219,6 +222,7 @@ class FakeElevenLabs:
         cost = sum(len(text) for text in texts)
         with self._lock:
             self.characters_billed += cost
+            self.billed_at.append(time.monotonic())
             for text in texts:
                 self.billed[text] += 1
         return cost
@@ -303,7 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
                     turns: list[tuple[Any, Any]], model: str) -> None:
         fake = self.server_fake
         with fake._lock:
-            fake.requests.append({"kind": kind, "query": query, "body": body})
+            fake.requests.append({"kind": kind, "query": query, "body": body,
+                                  "at": time.monotonic()})
         fake._open.wait()
         if self._client_gone():  # e.g. the build was killed while its request was held
             self.close_connection = True
