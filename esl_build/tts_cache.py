@@ -16,13 +16,14 @@ Two places, behind one small interface (``AudioCache``):
 * on this machine it holds an inter-process lock per key (``build/.locks/tts/``, striped by
   the key's first three hex digits) while it looks the key up and, on a miss, synthesises and
   stores it; threads and processes that want the same key wait and then read it;
-* across machines (``StorageCache``) it then takes the key's *claim*, an object
-  ``cache/tts/claims/<key>.json`` holding owner and expiry, written with a conditional PUT
-  (``If-None-Match: *``) so one machine wins. The winner renews it every third of its TTL
-  while it synthesises, stores the audio, then marks the claim released. A loser polls for
-  the audio object and reads it when it appears; a claim that is past its expiry (its holder
-  was killed, or released it) is taken over with ``If-Match`` on its ETag, so again only one
-  machine wins. The TTL is ``ESL_PIPELINE_LEASE_TTL`` (60 s), the lessons' lease TTL.
+* across machines (``StorageCache`` on remote storage: S3) it then takes the key's *claim*,
+  an object ``cache/tts/claims/<key>.json`` holding owner and expiry, written with a
+  conditional PUT (``If-None-Match: *``) so one machine wins. The winner renews it every
+  third of its TTL while it synthesises, stores the audio, then marks the claim released. A
+  loser polls for the audio object and reads it when it appears; a claim past its expiry
+  (its holder was killed, or released it) is taken over with ``If-Match`` on its ETag, so
+  again only one machine wins. The TTL is ``ESL_PIPELINE_LEASE_TTL`` (60 s), the lessons'
+  lease TTL. A bucket folder on this machine (local storage) needs no claim: the lock is it.
 
 An entry is ``<rate: uint32 little-endian><mono s16le samples>``.
 """
@@ -123,6 +124,9 @@ class StorageCache:
 
     @contextlib.contextmanager
     def claimed(self, key: str) -> Iterator[Pcm | None]:
+        if not self.storage.remote:
+            yield None  # a bucket folder on this machine: obtain's lock is the claim
+            return
         lease = Lease(key, owner_id(), 0.0)
         while True:
             hit = self.read(key)
