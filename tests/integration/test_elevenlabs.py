@@ -337,3 +337,17 @@ def test_two_processes_wanting_the_same_lines_at_once_bill_them_once(tmp_path, f
     assert [p.returncode for p in processes] == [0, 0], outputs
     assert set(fake.billed.values()) == {1}
     assert fake.characters_billed == sum(map(len, spoken(CAFE)))
+
+
+def test_the_pipeline_apis_dry_run_never_calls_elevenlabs_and_states_what_a_run_bills(
+        tmp_path, fake):
+    from esl_build import create_pipeline
+
+    repo = make_repo(tmp_path / "repo", fake, {"unit1": lesson_text(CAFE)}, **MONOLOGUE)
+    pipeline = create_pipeline(cwd=repo.root, secrets=repo.env)  # settings from the secrets
+    plan = pipeline.new_assignment({"md": "unit1", "dry_run": True})
+    assert plan.step("tts").estimate["characters"] == sum(map(len, spoken(CAFE)))
+    assert fake.requests == []  # neither a line nor the subscription
+    done = pipeline.new_assignment({"md": "unit1"})
+    assert done.step("tts").state == "ran"
+    assert fake.characters_billed == plan.step("tts").estimate["characters"]
