@@ -140,14 +140,18 @@ class StorageCache:
         held = {"version": version}
 
         def renew() -> None:
-            version = self._put_claim(key, lease, held["version"], ttl=self.claim_ttl)
+            try:
+                version = self._put_claim(key, lease, held["version"], ttl=self.claim_ttl)
+            except StorageError:
+                return  # tried again at the next tick, a third of the TTL later
             if version is None:
                 lease.lost = True  # it expired and another machine took it over
             else:
                 held["version"] = version
 
         def release() -> None:
-            self._put_claim(key, lease, held["version"], ttl=0.0)
+            with contextlib.suppress(StorageError):  # unreleased, it simply expires
+                self._put_claim(key, lease, held["version"], ttl=0.0)
 
         with kept_alive(lease, self.claim_ttl, renew, release):
             # The audio may have been stored between our last look and our claim.
@@ -174,14 +178,8 @@ class StorageCache:
                    ) -> str | None:
         lease.expires_at = time.time() + ttl if ttl else 0.0
         body = json.dumps({"key": key, "owner": lease.owner, "expires": lease.expires_at})
-        try:
-            return self.storage.write_object_if(CLAIMS + key + ".json", body.encode(),
-                                                content_type="application/json",
-                                                version=version)
-        except StorageError:
-            if version is None:
-                raise  # taking a claim: the build cannot go on without the bucket
-            return version  # a renewal: tried again at the next tick, before expiry
+        return self.storage.write_object_if(CLAIMS + key + ".json", body.encode(),
+                                            content_type="application/json", version=version)
 
 
 class TieredCache:
