@@ -195,12 +195,18 @@ def request_pool(project: Project) -> ThreadPoolExecutor:
     """The run's one pool of ``voice.max_concurrency`` threads that every lesson's requests
     go through, in the order lessons submit them: the first lesson's requests all go before
     the second's, so lessons finish one after another and each one's MP3 is encoded while
-    the API works on the next, instead of every lesson finishing (and encoding) at the end."""
+    the API works on the next, instead of every lesson finishing (and encoding) at the end.
+
+    A remote voice gets twice as many threads as it may have requests in flight (its
+    limiter keeps them to that): when a slot frees, a request that has already been looked
+    up in the cache and built is waiting for it, instead of a thread that still has to store
+    the last answer and prepare the next one."""
+    voice = project.voice
     with project.memo.setdefault("ttsPoolLock", threading.Lock()):
         pool: ThreadPoolExecutor | None = project.memo.get("ttsPool")
         if pool is None:
-            pool = project.memo["ttsPool"] = ThreadPoolExecutor(
-                max(1, project.voice.max_concurrency), "tts")
+            workers = max(1, voice.max_concurrency) * (2 if voice.remote else 1)
+            pool = project.memo["ttsPool"] = ThreadPoolExecutor(workers, "tts")
         return pool
 
 

@@ -71,11 +71,11 @@ def test_a_killed_claimants_claim_expires_and_is_taken_over(s3, tmp_path):
         fake.hold()  # requests wait, unanswered and unbilled, until released
         build = start(first)
         deadline = time.monotonic() + 60
-        while len(claims(s3)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while len(fake.synthesis_requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # two requests in flight (the concurrency), held by the fake
         held = claims(s3)
-        assert len(held) == 2 and all(c["expires"] > time.time() for c in held.values())
-        build.send_signal(signal.SIGKILL)  # the claimant dies holding two claims
+        assert len(held) >= 2 and all(c["expires"] > time.time() for c in held.values())
+        build.send_signal(signal.SIGKILL)  # the claimant dies holding its claims
         build.wait()
         fake.release()
         killed_at = time.monotonic()
