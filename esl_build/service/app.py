@@ -330,12 +330,17 @@ def create_app(pipeline: Pipeline, *, live: bool = False, token: Secret | str | 
         return JSONResponse(JobView(**_queued_view(status)).model_dump(), status_code=202)
 
     @app.get("/jobs/{job_id}", response_model=JobView, responses={
-        401: answers[401], 404: {"model": ErrorBody, "description": "no such job"}},
+        401: answers[401], 404: {"model": ErrorBody, "description": "no such job"},
+        503: {"model": ErrorBody, "description": "the queue's status store is unreachable"}},
         dependencies=[Depends(authorized)], summary="A job's state, steps and errors")
     def get_job(job_id: str) -> Any:
         job = jobs.get(job_id)
         if job is None and queue is not None and RUN_ID.fullmatch(job_id):
-            status = queue.job_status(job_id)
+            try:
+                status = queue.job_status(job_id)
+            except PipelineError as error:  # the status store is unreachable
+                return _error(503, "queue_unavailable", str(error),
+                              headers={"Retry-After": "5"})
             job = _queued_view(status) if status else None
         if job is None:
             return _error(404, "not_found", "no such job", "jobId")

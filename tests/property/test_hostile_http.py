@@ -141,3 +141,24 @@ def test_a_body_fastapi_refuses_itself_gets_our_answer(served: tuple[httpx.Clien
     answer = client.post("/jobs", content=body, headers=headers)
     assert answer.status_code == status, answer.text
     assert set(answer.json()) == {"error", "message", "field"}, answer.text
+
+
+def test_an_unreachable_queue_is_a_503_on_post_and_get_never_a_500(
+        small_world: World, tmp_path: Path) -> None:
+    pytest.importorskip("celery")
+    from esl_build.queue import JobQueue
+
+    repo = tmp_path / "repo"
+    shutil.copytree(small_world.base, repo, symlinks=True)
+    password = "queue-password-never-shown"
+    pipeline = create_pipeline(cwd=repo, secrets={
+        "ESL_BUILD_QUEUE_URL": f"redis://:{password}@127.0.0.1:9/0"})
+    app = create_app(pipeline, live=True,
+                     queue=JobQueue(pipeline.settings().queue, root=repo))
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        answers = [client.post("/jobs", json={"md": "short-fenced", "jobId": "q-1"}),
+                   client.get("/jobs/q-1")]
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"] == "queue_unavailable"
+        assert password not in answer.text
