@@ -246,3 +246,22 @@ def test_linking_audio_never_writes_through_a_symlinked_page(tmp_path):
         publisher.link_audio({"pageId": "html:unit1", "url": "build/site/unit1.html"},
                              "https://example.org/a.mp3", None)
     assert victim.read_text() == "<header></header>keep"
+
+
+@pytest.mark.parametrize(("field", "text", "message"), [
+    ("schemaVersion", "-" + "9" * 5000, "holds a number too long to be a manifest's"),
+    ("stages.tts.outputs.seconds", "NaN", "stages.tts.outputs.seconds: must be a finite number"),
+    ("stages.tts.outputs.seconds", "Infinity", "must be a finite number"),
+])
+def test_numbers_json_reads_but_no_manifest_holds_are_corrupt(field, text, message):
+    """Found by tests/property: Python's json reads NaN and Infinity, and refuses integers
+    of over 4,300 digits with a ValueError, which escaped as a traceback."""
+    doc = built_manifest()
+    *parents, last = field.split(".")
+    target = doc
+    for key in parents:
+        target = target[key]
+    target[last] = "@number@"
+    data = mf.dumps(doc).replace(b'"@number@"', text.encode())
+    with pytest.raises(ManifestCorrupt, match=message):
+        mf.loads(data, where=WHERE, lesson_id="unit1", source="lessons/unit1.md")
