@@ -27,6 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -312,3 +313,34 @@ def test_the_scan_finds_a_sentinel_in_any_of_its_forms() -> None:
         seen = Collected()
         seen.add("somewhere", f"Authorization: Basic {form}")
         assert ("somewhere", f"{secret[:12]}… as {form[:16]}…") in seen.leaks()
+
+
+def test_a_postgres_dsn_password_never_shows(tmp_path: Path) -> None:
+    """The postgres manifest store with a password in its DSN: a build, ``status``, and a
+    database that can't be reached (its error path)."""
+    from esl_build.testing.postgres import PostgresServer
+
+    why = PostgresServer.available()
+    if why:
+        pytest.skip(why)
+    repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text()})
+    with PostgresServer.start() as server:  # trust authentication: any password is let in
+        dsn = server.dsn.replace("esl@", f"esl:{PG_PASSWORD}@")
+        env = {"ESL_PIPELINE_MANIFEST_STORE": "postgres", "ESL_PIPELINE_MANIFEST_DSN": dsn,
+               "ESL_BUILD_EVENT_LOG": "build/events.jsonl"}
+        runs = [repo.doit(env=env), repo.esl_build("status", "--json", env=env),
+                repo.esl_build("status", env={**env, "ESL_PIPELINE_MANIFEST_DSN":
+                                              dsn.replace(f":{server.port}/", ":9/")}),
+                repo.doit(env={**env, "ESL_PIPELINE_MANIFEST_DSN":
+                               dsn.replace(f":{server.port}/", ":9/")})]
+    assert runs[0].returncode == 0, runs[0].stdout + runs[0].stderr
+    assert "unit1" in runs[1].stdout and runs[2].returncode != 0 and runs[3].returncode != 0
+    assert "manifest database" in runs[2].stderr, runs[2].stderr
+    seen = Collected()
+    for n, run in enumerate(runs):
+        seen.add(f"run {n}", run.stdout + run.stderr)
+    for path in sorted(tmp_path.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            seen.add(f"file {path.relative_to(tmp_path)}", path.read_bytes())
+    assert any("events.jsonl" in where for where in seen.texts)
+    assert not seen.leaks(), seen.leaks()
