@@ -16,7 +16,10 @@ a PostgreSQL DSN and a queue URL with passwords. Then, over real HTTP through th
 
 Everything they produced is scanned for each sentinel and its base64 and URL-encoded forms:
 the texts and answers collected, every file under the repository (``build/`` included), the
-fake Notion's pages and blocks, every log record.
+fake Notion's pages and blocks, every log record. Two more runs put the other credentials to
+work: the postgres manifest store with a password in its DSN (a build, ``status``, a
+database that can't be reached), and the http config provider with its bearer token (a
+build, a service answering 401, one answering 500).
 """
 
 from __future__ import annotations
@@ -192,7 +195,7 @@ def collected(tmp_path_factory: pytest.TempPathFactory, servers: Any,
         repo.write("broken", "---\ntitle: [\n---\n## 1. nothing\n")
         repo.edit("unit1", "Great. Let's practise", "Great. Let us practise")
         eleven.fail_next(401, "invalid_api_key", times=1)
-        eleven.fail_next(500, "internal_server_error", times=50)
+        eleven.fail_next(500, "internal_server_error", times=10)  # 2 lessons × 5 tries
         run = repo.doit(env=env)
         seen.add("build 2 output", run.stdout + run.stderr)
         counts["failing build"] = run.returncode
@@ -343,4 +346,60 @@ def test_a_postgres_dsn_password_never_shows(tmp_path: Path) -> None:
         if path.is_file() and not path.is_symlink():
             seen.add(f"file {path.relative_to(tmp_path)}", path.read_bytes())
     assert any("events.jsonl" in where for where in seen.texts)
+    assert not seen.leaks(), seen.leaks()
+
+
+def test_the_config_service_token_never_shows(tmp_path: Path) -> None:
+    """The http config provider with a sentinel bearer token: a build that reads its
+    documents, a service that refuses the token (401) and one that fails (500)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    token = SENTINELS["ESL_PIPELINE_CONFIG_TOKEN"]
+    documents = {"/cfg/presets.json": '{"b1-default": {"h2": "yellow_background"}}',
+                 "/cfg/students.json": '[{"student": "Anna"}]', "/cfg/voices.yml": ""}
+    seen_tokens: list[str] = []
+    answer = {"status": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen_tokens.append(self.headers.get("Authorization", ""))
+            body = documents.get(self.path.split("?")[0])
+            status = answer["status"] if body is not None else 404
+            if self.headers.get("Authorization") != f"Bearer {token}":
+                status = 401
+            self.send_response(status)
+            data = (body or "").encode() if status == 200 else b'{"error": "no"}'
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text()})
+    env = {"ESL_PIPELINE_CONFIG_PROVIDER": "http", "ESL_PIPELINE_CONFIG_TOKEN": token,
+           "ESL_PIPELINE_CONFIG_ENDPOINT": f"http://127.0.0.1:{server.server_port}/cfg",
+           "ESL_PIPELINE_CONFIG_TENANT": "t1", "ESL_BUILD_EVENT_LOG": "build/events.jsonl"}
+    try:
+        runs = [repo.doit(env=env)]
+        repo.edit("unit1", "It helps you speak", "It helps you talk")
+        runs.append(repo.doit(env={**env, "ESL_PIPELINE_CONFIG_TOKEN": WRONG_NOTION}))
+        answer["status"] = 500
+        runs.append(repo.esl_build("plan", env=env))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert runs[0].returncode == 0, runs[0].stdout + runs[0].stderr
+    assert f"Bearer {token}" in seen_tokens and f"Bearer {WRONG_NOTION}" in seen_tokens
+    assert "HTTP 401" in runs[1].stderr and "HTTP 500" in runs[2].stderr, \
+        [r.stderr for r in runs]
+    seen = Collected()
+    for n, run in enumerate(runs):
+        seen.add(f"run {n}", run.stdout + run.stderr)
+    for path in sorted(tmp_path.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            seen.add(f"file {path.relative_to(tmp_path)}", path.read_bytes())
     assert not seen.leaks(), seen.leaks()
