@@ -372,7 +372,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, cwd: Path | str | None = No
             from esl_build.errors import ConfigInvalid
             raise ConfigInvalid(f"ESL_BUILD_SERVICE_MODE=queue needs {error.name}: pip "
                                 "install 'esl-build[queue]'") from None
-        queue = JobQueue(settings.queue, root=pipeline.root)
+        queue = JobQueue.from_settings(settings, root=pipeline.root)
     app = create_app(pipeline, live=service.live, token=service.token,
                      max_jobs=service.max_jobs, queue=queue)
     uvicorn.run(app, host=host, port=port, log_level="info")
