@@ -26,14 +26,10 @@ from esl_build.errors import PipelineError, ValidationError
 from esl_build.observability import Metrics, PrometheusMetrics
 from esl_build.pipeline import AssignmentFlags, Pipeline
 from esl_build.pipeline.flags import RUN_ID
+from esl_build.queue.payload import camel
 from esl_build.settings import Secret
 
 KEEP_JOBS = 1000  # finished jobs remembered for GET /jobs/{id}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _request_model() -> type[BaseModel]:
@@ -49,7 +45,7 @@ def _request_model() -> type[BaseModel]:
         if spec.name == "md":
             kind = Annotated[str, Field(min_length=1, max_length=1024)]
         fields[spec.name] = (kind | None if default is not ... else kind,
-                             Field(default, alias=_camel(spec.name)))
+                             Field(default, alias=camel(spec.name)))
     config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
     model: type[BaseModel] = create_model("JobRequest", __config__=config, **fields)
     return model
