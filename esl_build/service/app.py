@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from esl_build.errors import PipelineError, ValidationError
 from esl_build.observability import Metrics, PrometheusMetrics
 from esl_build.pipeline import AssignmentFlags, Pipeline
-from esl_build.pipeline.flags import RUN_ID
+from esl_build.pipeline.flags import RUN_ID, TTS_OPTIONS
 from esl_build.queue.payload import camel
 from esl_build.settings import Secret
 
@@ -39,7 +39,8 @@ def _request_model() -> type[BaseModel]:
     fields: dict[str, Any] = {"job_id": (Annotated[str | None, Field(
         None, alias="jobId", pattern=f"^{RUN_ID.pattern}$",
         description="your id for the job; becomes the run id in events and manifests")])}
-    for spec in dataclasses.fields(AssignmentFlags):
+    specs = dataclasses.fields(AssignmentFlags)  # the lesson's flags first, then TTS options
+    for spec in sorted(specs, key=lambda spec: spec.name in TTS_OPTIONS):
         default = ... if spec.default is dataclasses.MISSING else spec.default
         kind = hints[spec.name]
         if spec.name == "md":
