@@ -220,6 +220,10 @@ class HtmlPublisher:
         self.project_root = Path(project_root)
         self.settings: dict[str, Any] = {"templateVersion": TEMPLATE_VERSION}
 
+    def settings_for(self, student: str) -> dict[str, Any]:
+        """Every student's pages are made alike."""
+        return self.settings
+
     @cached_property
     def _env(self) -> jinja2.Environment:
         # Built (and jinja2 imported) on first render: up-to-date checks never need it.

@@ -255,3 +255,57 @@ def test_a_block_the_teacher_deleted_stays_deleted_and_is_reported(
     assert fake.nodes[gone.id].archived and fake.blocks_created == created
     assert "Ask about the weekend" not in fake.page_text(page)
     assert "(deleted in Notion)" in run.stderr and "speak fluently" in fake.page_text(page)
+
+
+def test_a_database_name_and_a_student_profile_choose_the_target_once_per_run(
+        tmp_path: Path, fake: FakeNotion) -> None:
+    anna = "0000aaaa-0000-0000-0000-00000000aaaa"
+    fake.add_data_source(anna, "Anna's lessons", {"Name": "title", "Lesson ID": "rich_text"},
+                         database="db-anna")
+    repo = LessonsRepo.create(tmp_path / "repo", {
+        "unit1": lesson_text(student="Anna"), "unit2": lesson_text(student="Anna", why="So."),
+        "unit3": lesson_text(student="Ben"), "unit4": lesson_text(student="Ben", why="Yes.")})
+    repo.path("configs/students/anna.json").write_text(
+        json.dumps({"student": "Anna", "dbId": "db-anna"}), encoding="utf-8")
+    ok(build(repo, fake, NOTION_DATA_SOURCE_ID="", NOTION_DB_NAME="Lessons"))
+    where = [n.data_source for n in fake.nodes.values() if n.kind == "page"]
+    assert where.count(anna) == 2  # the profile's database
+    assert where.count(fake.data_source_id) == 2  # the database named
+    assert fake.count("POST", r"^/v1/search$") == 1  # once per run, not per lesson
+    assert fake.count("GET", r"^/v1/databases/db-anna$") == 1
+    assert fake.count("GET", r"^/v1/data_sources/") == 2  # one per data source
+    search = next(r for r in fake.requests if r.path == "/v1/search")
+    assert search.body["filter"] == {"property": "object", "value": "data_source"}
+
+    repo.path("configs/students/anna.json").write_text(  # the target is in the fingerprint
+        json.dumps({"student": "Anna", "dbId": "db-anna", "colorPreset": None}),
+        encoding="utf-8")
+    sent = len(fake.requests)
+    ok(build(repo, fake, NOTION_DATA_SOURCE_ID="", NOTION_DB_NAME="Lessons"))
+    assert len(fake.requests) == sent  # the same target: nothing to do
+    del fake.sources[fake.students_source_id]  # the database now holds one data source
+    ok(build(repo, fake, NOTION_DATA_SOURCE_ID="", NOTION_DB_NAME="Lessons",
+             NOTION_DB_ID=fake.database_id))  # an id before a name: Ben's target changed
+    assert sorted(r.path for r in fake.requests[sent:]) == sorted([  # re-checked: no write
+        f"/v1/pages/{page_id(repo, 'unit3')}", f"/v1/pages/{page_id(repo, 'unit4')}"])
+    assert len([n for n in fake.nodes.values() if n.kind == "page"]) == 4  # still one each
+
+
+@pytest.mark.parametrize("copies", [0, 2])
+def test_a_database_name_matching_no_or_several_data_sources_is_a_configuration_error(
+        tmp_path: Path, fake: FakeNotion, copies: int) -> None:
+    for n in range(copies):
+        fake.add_data_source(f"0000bbbb-0000-0000-0000-00000000000{n}", "Homework",
+                             {"Name": "title"}, database=f"db-{n}")
+    fake.add_data_source("0000cccc-0000-0000-0000-000000000000", "Homework 2",
+                         {"Name": "title"}, database="db-other")  # not an exact match
+    repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text(),
+                                                  "unit2": lesson_text(why="So.")})
+    run = build(repo, fake, NOTION_DATA_SOURCE_ID="", NOTION_DB_NAME="Homework")
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert "Notion data source named 'Homework'" in output
+    assert ("none is titled so" if not copies else "2 are titled so") in output
+    assert "Traceback" not in output
+    assert not fake.pages() and fake.count("POST", r"^/v1/pages$") == 0
+    assert fake.count("POST", r"^/v1/search$") == 1  # found wanting once, for both lessons
