@@ -568,10 +568,16 @@ def _conflict_message(lesson: Lesson, conflicts: list[sync.Slot]) -> str:
              "was written to this page:"]
     for slot in conflicts:
         where = f"{lesson.path}:{slot.node.line}" if slot.node else lesson.path
+        kind = (slot.node or slot.base).type if (slot.node or slot.base) else "block"
+        block = f" (block {slot.base.id})" if slot.base else ""
         ours = sync.text_of(slot.node.block()) if slot.node else "(removed from the lesson)"
         theirs = sync.text_of(slot.notion) if slot.notion else "(deleted in Notion)"
-        lines += [f"  {where}:", f"    lesson: {ours}", f"    Notion: {theirs}"]
-    lines.append(f"  Ways on: NOTION_ON_CONFLICT=force esl-build rerun {lesson.id} --steps "
-                 "import (take the lesson's version), or NOTION_ON_CONFLICT=keep-notion … "
-                 "(keep Notion's), or edit the Markdown to match Notion")
+        lines += [f"  {where}: {kind}{block}", f"    lesson: {ours}", f"    Notion: {theirs}"]
+    task = f"import:{lesson.id}"
+    lines += ["  Ways on:",
+              f"    take the lesson's version:  esl-build build --force {task}",
+              f"                            (doit: NOTION_ON_CONFLICT=force doit {task})",
+              f"    keep Notion's version:      esl-build build --keep-notion {task}",
+              f"                            (doit: NOTION_ON_CONFLICT=keep-notion doit {task})",
+              f"    or edit {lesson.path} to match Notion and build again"]
     return "\n".join(lines)

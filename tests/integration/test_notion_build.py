@@ -309,3 +309,47 @@ def test_a_database_name_matching_no_or_several_data_sources_is_a_configuration_
     assert "Traceback" not in output
     assert not fake.pages() and fake.count("POST", r"^/v1/pages$") == 0
     assert fake.count("POST", r"^/v1/search$") == 1  # found wanting once, for both lessons
+
+
+def test_force_and_keep_notion_settle_a_conflict_from_the_command_line(
+        tmp_path: Path, fake: FakeNotion) -> None:
+    repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text(),
+                                                  "unit2": lesson_text(title="Two")})
+    ok(build(repo, fake))
+    pages = {lesson: page_id(repo, lesson) for lesson in ("unit1", "unit2")}
+    whys = {lesson: block_with(fake, page, "It helps you speak") for lesson, page in pages.items()}
+    for lesson, why in whys.items():
+        fake.human_edit(why.id, f"Teacher's words in {lesson}.")
+        repo.edit(lesson, "It helps you speak with confidence.", "It helps you speak fluently.")
+        repo.edit(lesson, "Practise a short conversation.", "Practise a long conversation.")
+    env = {**fake.env, **FAST}
+    sent = len(fake.requests)
+    stopped = repo.esl_build("build", env=env)
+    assert stopped.returncode == 1
+    output = stopped.stdout + stopped.stderr
+    for lesson, why in whys.items():  # the lesson, the block, both versions, the ways on
+        assert f"import:{lesson}: Notion: 1 block(s) changed both" in output
+        assert f"lessons/{lesson}.md:" in output and f"paragraph (block {why.id})" in output
+        assert f"Notion: Teacher's words in {lesson}." in output
+        assert f"esl-build build --force import:{lesson}" in output
+        assert f"esl-build build --keep-notion import:{lesson}" in output
+        assert f"NOTION_ON_CONFLICT=force doit import:{lesson}" in output
+    assert "lesson: It helps you speak fluently." in output
+    assert not [r for r in fake.requests[sent:] if r.method != "GET"]  # nothing written
+
+    ok(repo.esl_build("build", "--force", "import:unit1", env=env))
+    assert fake.text_of(fake.nodes[whys["unit1"].id]) == "It helps you speak fluently."
+    assert "Practise a long conversation." in fake.page_text(pages["unit1"])
+    assert "Teacher's words in unit2." in fake.page_text(pages["unit2"])  # not forced
+    assert "Practise a short conversation." in fake.page_text(pages["unit2"])  # not run
+
+    ok(repo.esl_build("build", "--keep-notion", "import:unit2", env=env))
+    assert fake.text_of(fake.nodes[whys["unit2"].id]) == "Teacher's words in unit2."
+    assert "Practise a long conversation." in fake.page_text(pages["unit2"])
+    again = repo.esl_build("build", env=env)  # recorded: neither lesson conflicts again
+    ok(again)
+    assert "changed both" not in again.stdout + again.stderr
+    assert fake.text_of(fake.nodes[whys["unit2"].id]) == "Teacher's words in unit2."
+
+    both = repo.esl_build("build", "--force", "--keep-notion", env=env)
+    assert both.returncode == 2 and "exclude each other" in both.stderr
