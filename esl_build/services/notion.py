@@ -568,7 +568,8 @@ def _conflict_message(lesson: Lesson, conflicts: list[sync.Slot]) -> str:
              "was written to this page:"]
     for slot in conflicts:
         where = f"{lesson.path}:{slot.node.line}" if slot.node else lesson.path
-        kind = (slot.node or slot.base).type if (slot.node or slot.base) else "block"
+        made = slot.node or slot.base
+        kind = made.type if made else "block"
         block = f" (block {slot.base.id})" if slot.base else ""
         ours = sync.text_of(slot.node.block()) if slot.node else "(removed from the lesson)"
         theirs = sync.text_of(slot.notion) if slot.notion else "(deleted in Notion)"
