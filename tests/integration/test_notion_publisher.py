@@ -203,3 +203,50 @@ def test_add_audio_leaves_an_authored_audio_embed_alone(fake: FakeNotion) -> Non
     pub.link_audio(out, "https://cdn.test/ours.mp3", None)
     urls = [n.data["external"]["url"] for _, n in fake.walk(out["pageId"]) if n.kind == "audio"]
     assert sorted(urls) == ["https://a.test/x.mp3", "https://cdn.test/ours.mp3"]
+
+
+def test_the_fake_places_appends_as_notion_does_and_refuses_what_notion_refuses(
+        fake: FakeNotion) -> None:
+    from notion_client import APIResponseError, Client
+
+    sdk = Client(auth=fake.token, base_url=fake.base_url, notion_version="2025-09-03")
+    page = sdk.pages.create(parent={"data_source_id": fake.data_source_id},
+                            properties={"Name": {"title": [{"text": {"content": "P"}}]}})
+
+    def para(text: str) -> dict[str, Any]:
+        return {"type": "paragraph", "paragraph": {"rich_text": [{"text": {"content": text}}]}}
+
+    first = sdk.blocks.children.append(page["id"], children=[para("b")])["results"][0]["id"]
+    sdk.blocks.children.append(page["id"], children=[para("a")], position={"type": "start"})
+    sdk.blocks.children.append(page["id"], children=[para("c")], after=first)
+    sdk.blocks.children.append(page["id"], children=[para("d")],
+                               position={"type": "after_block", "after_block": {"id": first}})
+    assert [fake.text_of(n) for n in fake.tree(page["id"])] == ["a", "b", "d", "c"]
+    for wrong in ({"after": first, "position": {"type": "start"}},  # never both
+                  {"position": {"type": "top"}}, {"before": first}):
+        with pytest.raises(APIResponseError, match="validation"):
+            sdk.request(f"blocks/{page['id']}/children", "PATCH",
+                        body={"children": [para("x")], **wrong})
+    newer = Client(auth=fake.token, base_url=fake.base_url, notion_version="2026-03-11")
+    with pytest.raises(APIResponseError, match="Use position"):
+        newer.blocks.children.append(page["id"], children=[para("x")], after=first)
+    with pytest.raises(APIResponseError, match="data_source"):  # no "database" object now
+        sdk.search(filter={"property": "object", "value": "database"})
+    assert "x" not in fake.page_text(page["id"])
+
+
+def test_no_target_anywhere_is_a_configuration_error_naming_the_student(
+        fake: FakeNotion) -> None:
+    from esl_build.config import Config
+    from esl_build.errors import ConfigInvalid
+
+    env = {**fake.env, **FAST, "NOTION_DATA_SOURCE_ID": ""}
+    settings = Settings.resolve(Path.cwd(), env=env).notion
+    with pytest.raises(ConfigInvalid, match="NOTION_DB_NAME"):
+        NotionPublisher(settings)
+    pub = NotionPublisher(settings, config=lambda: Config(students={
+        "ben": {"student": "Ben", "dbName": "Lessons"}}))
+    assert pub.settings_for("Ben")["target"] == {"databaseName": "Lessons"}
+    with pytest.raises(ConfigInvalid, match=r"student 'Anna'.*dataSourceId, dbId or dbName"):
+        pub.settings_for("Anna")
+    assert not fake.requests  # all of it decided before a request
