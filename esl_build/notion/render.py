@@ -42,6 +42,7 @@ LANGUAGES = frozenset({
 _ALIASES = {"ts": "typescript", "js": "javascript", "py": "python", "sh": "shell", "md": "markdown",
             "yml": "yaml", "text": "plain text", "txt": "plain text", "cpp": "c++", "csharp": "c#"}
 STUDY_TEXT_ROLE = "study_text"
+CODE_COLOUR = "red"  # inline code, as Notion's app shows it
 RENDER_VERSION = 1
 """Bump when the same lesson renders to different blocks (it is in the import fingerprint)."""
 
@@ -127,7 +128,7 @@ def _item(text: str, span: Span, colour: str) -> dict[str, Any]:
                             "italic": span.italic and not span.code,
                             "strikethrough": span.strike and not span.code, "underline": False,
                             "code": span.code,
-                            "color": "red" if span.code else colour}}
+                            "color": CODE_COLOUR if span.code else colour}}
 
 
 def rich_items(rich: RichText, colour: str = "default") -> list[dict[str, Any]]:
