@@ -250,3 +250,38 @@ def test_no_target_anywhere_is_a_configuration_error_naming_the_student(
     with pytest.raises(ConfigInvalid, match=r"student 'Anna'.*dataSourceId, dbId or dbName"):
         pub.settings_for("Anna")
     assert not fake.requests  # all of it decided before a request
+
+
+def _para(text: str, children: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "paragraph",
+                             "paragraph": {"rich_text": [{"text": {"content": text}}]}}
+    if children:
+        block["paragraph"]["children"] = children
+    return block
+
+
+@pytest.mark.parametrize(("what", "children"), [
+    ("101 children", [_para("x")] * 101),
+    ("3 levels", [_para("a", [_para("b", [_para("c", [_para("d")])])])]),
+    ("2,001 characters", [_para("x" * 2001)]),
+    ("101 rich-text items", [{"type": "paragraph", "paragraph": {
+        "rich_text": [{"text": {"content": "x"}}] * 101}}]),
+    ("1,001 blocks", [_para("x", [_para("y")] * 9)] * 100 + [_para("z")]),
+    ("over 500 KB", [{"type": "paragraph", "paragraph": {
+        "rich_text": [{"text": {"content": "é" * 2000}}] * 100}}] * 2),
+])
+def test_the_fake_refuses_notions_limits_with_a_400_through_the_real_sdk(
+        fake: FakeNotion, what: str, children: list[dict[str, Any]]) -> None:
+    from notion_client import APIResponseError, Client
+
+    sdk = Client(auth=fake.token, base_url=fake.base_url)
+    page = sdk.pages.create(parent={"data_source_id": fake.data_source_id},
+                            properties={"Name": {"title": [{"text": {"content": "P"}}]}})
+    with pytest.raises(APIResponseError) as refused:
+        sdk.blocks.children.append(page["id"], children=children)
+    assert refused.value.status in (400, 413) and refused.value.code == "validation_error", what
+    assert not fake.tree(page["id"]) and fake.blocks_created == 0  # nothing made
+    fake.human_edit(sdk.blocks.children.append(page["id"], children=[_para("ok")])[
+        "results"][0]["id"], "a teacher's words")  # then edits as a second, human user
+    assert sdk.pages.retrieve(page["id"])["last_edited_by"]["id"] != \
+        sdk.pages.retrieve(page["id"])["created_by"]["id"]
