@@ -161,22 +161,6 @@ def test_a_teacher_and_the_lesson_editing_one_block_stop_that_lesson_only(
     assert "Practise a long conversation." in fake.page_text(page)
 
 
-def test_keep_notion_keeps_the_teachers_block_and_applies_the_rest(
-        tmp_path: Path, fake: FakeNotion) -> None:
-    repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text()})
-    ok(build(repo, fake))
-    page = page_id(repo, "unit1")
-    why = block_with(fake, page, "It helps you speak")
-    fake.human_edit(why.id, "Teacher's words.")
-    repo.edit("unit1", "It helps you speak with confidence.", "It helps you speak fluently.")
-    repo.edit("unit1", "Practise a short conversation.", "Practise a long conversation.")
-    ok(build(repo, fake, NOTION_ON_CONFLICT="keep-notion"))
-    assert fake.text_of(fake.nodes[why.id]) == "Teacher's words."
-    assert "Practise a long conversation." in fake.page_text(page)
-    again = build(repo, fake)  # the lesson is reconciled: no conflict any more
-    ok(again)
-
-
 def test_blocks_a_teacher_added_survive_rebuilds(tmp_path: Path, fake: FakeNotion) -> None:
     repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text()})
     ok(build(repo, fake))
@@ -196,6 +180,7 @@ def test_blocks_a_teacher_added_survive_rebuilds(tmp_path: Path, fake: FakeNotio
     assert "It helps you speak" not in fake.page_text(page)
 
 
+@pytest.mark.slow  # two builds of three lessons through a faulty fake: about 30 s
 @pytest.mark.parametrize("seed", [11, 12])
 def test_a_twenty_percent_fault_rate_leaves_one_complete_page_per_lesson(
         tmp_path: Path, seed: int) -> None:
@@ -311,6 +296,7 @@ def test_a_database_name_matching_no_or_several_data_sources_is_a_configuration_
     assert fake.count("POST", r"^/v1/search$") == 1  # found wanting once, for both lessons
 
 
+@pytest.mark.slow  # five builds: about 10 s
 def test_force_and_keep_notion_settle_a_conflict_from_the_command_line(
         tmp_path: Path, fake: FakeNotion) -> None:
     repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text(),
