@@ -211,6 +211,7 @@ def test_quote_code_table_image_divider(publisher):
     assert [td.text for td in main.findall(".//tbody/tr/td")] == ["can", "go"]
     img = main.find(".//figure/img")
     assert (img.get("src"), img.get("alt")) == ("https://e.com/cat.png", "A cat")
+    assert words(main.find(".//figure/figcaption")) == "A cat"  # shown, as Notion does
     assert main.find("hr") is not None
 
 
