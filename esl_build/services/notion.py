@@ -577,8 +577,8 @@ def _conflict_message(lesson: Lesson, conflicts: list[sync.Slot]) -> str:
     task = f"import:{lesson.id}"
     lines += ["  Ways on:",
               f"    take the lesson's version:  esl-build build --force {task}",
-              f"                            (doit: NOTION_ON_CONFLICT=force doit {task})",
+              f"                                (doit: NOTION_ON_CONFLICT=force doit {task})",
               f"    keep Notion's version:      esl-build build --keep-notion {task}",
-              f"                            (doit: NOTION_ON_CONFLICT=keep-notion doit {task})",
+              f"                                (doit: NOTION_ON_CONFLICT=keep-notion doit {task})",
               f"    or edit {lesson.path} to match Notion and build again"]
     return "\n".join(lines)
