@@ -45,8 +45,8 @@ AUDIO_PROPERTY = "audio"
 Record = Callable[[dict[str, Any]], None]
 
 
-_WAYS = ("NOTION_DATA_SOURCE_ID, NOTION_DB_ID or NOTION_DB_NAME, or dataSourceId, dbId or "
-         "dbName in the student's profile (configs/students/*.json)")
+_WAYS = ("NOTION_DATA_SOURCE_ID or NOTION_DB_ID (or NOTION_DB_NAME; or dataSourceId, dbId or "
+         "dbName in the student's profile, configs/students/*.json)")
 _TARGET_FIELDS = (("dataSourceId", "dataSource"), ("dbId", "database"), ("dbName", "databaseName"))
 
 
@@ -83,7 +83,9 @@ class NotionPublisher:
         self._env_target = _target_in({"dataSourceId": settings.data_source_id,
                                        "dbId": settings.database_id,
                                        "dbName": settings.database_name})
-        if self._env_target is None and config is None:
+        if self._env_target is None and not any(  # no lesson could go anywhere: say so now
+                _target_in(profile) for profile in (config().students.values() if config
+                                                    else ())):
             raise ConfigInvalid(f"the notion publisher needs {_WAYS}; or unset NOTION_TOKEN or "
                                 "set ESL_BUILD_PUBLISHER=html to use the embedded html "
                                 "publisher (see docs/notion.md)")

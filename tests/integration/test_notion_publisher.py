@@ -247,6 +247,9 @@ def test_no_target_anywhere_is_a_configuration_error_naming_the_student(
     settings = Settings.resolve(Path.cwd(), env=env).notion
     with pytest.raises(ConfigInvalid, match="NOTION_DB_NAME"):
         NotionPublisher(settings)
+    with pytest.raises(ConfigInvalid, match="NOTION_DB_NAME"):  # no profile names one either
+        NotionPublisher(settings, config=lambda: Config(students={
+            "ben": {"student": "Ben", "colorPreset": "b1-default"}}))
     pub = NotionPublisher(settings, config=lambda: Config(students={
         "ben": {"student": "Ben", "dbName": "Lessons"}}))
     assert pub.settings_for("Ben")["target"] == {"databaseName": "Lessons"}
