@@ -37,32 +37,13 @@ from esl_build.lesson.model import Lesson
 from esl_build.notion import sync
 from esl_build.notion.client import MAX_ATTEMPTS, Api, LostWrite, limiter_for
 from esl_build.notion.render import RENDER_VERSION, Node, render, text_field
+from esl_build.notion.target import Targets
 from esl_build.services.protocols import PageSpec
 from esl_build.settings import NotionSettings
 
 LESSON_ID_PROPERTY = "lesson id"
 AUDIO_PROPERTY = "audio"
 Record = Callable[[dict[str, Any]], None]
-
-
-_WAYS = ("NOTION_DATA_SOURCE_ID or NOTION_DB_ID (or NOTION_DB_NAME; or dataSourceId, dbId or "
-         "dbName in the student's profile, configs/students/*.json)")
-_TARGET_FIELDS = (("dataSourceId", "dataSource"), ("dbId", "database"), ("dbName", "databaseName"))
-
-
-def _target_in(fields: Mapping[str, Any]) -> dict[str, str] | None:
-    """The target a profile (or the environment, in profile terms) names: its first field
-    of dataSourceId, dbId, dbName that is set."""
-    for field, kind in _TARGET_FIELDS:
-        value = fields.get(field)
-        if isinstance(value, str) and value.strip():
-            return {kind: value.strip()}
-    return None
-
-
-def _title(source: Mapping[str, Any]) -> str:
-    return "".join(str(item.get("plain_text") or (item.get("text") or {}).get("content", ""))
-                   for item in source.get("title") or [])
 
 
 class _NoStudents(Exception):
@@ -80,24 +61,14 @@ class NotionPublisher:
                  config: Callable[[], Config] | None = None):
         if settings.token is None:
             raise ConfigInvalid("the notion publisher needs NOTION_TOKEN")
-        self._env_target = _target_in({"dataSourceId": settings.data_source_id,
-                                       "dbId": settings.database_id,
-                                       "dbName": settings.database_name})
-        if self._env_target is None and not any(  # no lesson could go anywhere: say so now
-                _target_in(profile) for profile in (config().students.values() if config
-                                                    else ())):
-            raise ConfigInvalid(f"the notion publisher needs {_WAYS}; or unset NOTION_TOKEN or "
-                                "set ESL_BUILD_PUBLISHER=html to use the embedded html "
-                                "publisher (see docs/notion.md)")
+        self.targets = Targets(settings, config)
         self.config = settings
         self._client = client
         self._warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
-        self._profiles = config
         self._lock = threading.Lock()
-        self._targets: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
-        self._schemas: dict[str, dict[str, str]] = {}
         self._students: dict[str, str | None] = {}
-        self.settings: dict[str, Any] = {"target": self._env_target, "render": RENDER_VERSION}
+        self.settings: dict[str, Any] = {"target": self.targets.default,
+                                         "render": RENDER_VERSION}
 
     # -- plumbing ---------------------------------------------------------------------------
     @cached_property
@@ -126,84 +97,7 @@ class NotionPublisher:
     def settings_for(self, student: str) -> dict[str, Any]:
         """What shapes the pages of ``student``'s lessons (in the import fingerprint): the
         target they go to and the renderer's version."""
-        return {"target": self.target_for(student), "render": RENDER_VERSION}
-
-    def target_for(self, student: str) -> dict[str, str]:
-        """Where ``student``'s lessons go (docs/notion.md, "Choosing the target"): the
-        student's own profile, else the environment, else the ``Default`` profile; in each,
-        a data source id, else a database id, else a data source's title."""
-        config = self._profiles() if self._profiles else None
-        own = _target_in(config.profile_of(student)) if config else None
-        default = _target_in(config.profile_of("default")) if config else None
-        target = own or self._env_target or default
-        if target is None:
-            raise ConfigInvalid(f"no Notion target for the lessons of student {student!r}: "
-                                f"set {_WAYS}")
-        return target
-
-    def target(self, api: Api, spec: Mapping[str, str]) -> dict[str, Any]:
-        """The data source (id, schema) that ``spec`` names: resolved once per run."""
-        key = tuple(sorted(spec.items()))
-        with self._lock:
-            if key not in self._targets:
-                try:
-                    source_id = self._source_of(api, spec)
-                except ConfigInvalid as error:  # every lesson with this target: the same
-                    self._targets[key] = {"error": error}
-                    raise
-                self._targets[key] = {"id": source_id,
-                                      "schema": self._schema_locked(api, source_id)}
-            found = self._targets[key]
-        if "error" in found:
-            raise found["error"]
-        return found
-
-    def schema(self, api: Api, source_id: str) -> dict[str, str]:
-        """A data source's properties, name → type (read once per run)."""
-        with self._lock:
-            return self._schema_locked(api, source_id)
-
-    def _schema_locked(self, api: Api, source_id: str) -> dict[str, str]:
-        if source_id not in self._schemas:
-            source = api.call("read data source", api.sdk.data_sources.retrieve, source_id)
-            self._schemas[source_id] = {name: str(prop.get("type")) for name, prop in
-                                        (source.get("properties") or {}).items()}
-        return self._schemas[source_id]
-
-    def _source_of(self, api: Api, spec: Mapping[str, str]) -> str:
-        if "dataSource" in spec:
-            return spec["dataSource"]
-        if "database" in spec:
-            database = api.call("read database", api.sdk.databases.retrieve, spec["database"])
-            sources = database.get("data_sources") or []
-            if len(sources) != 1:
-                names = ", ".join(f"{s.get('name')!r} ({s.get('id')})" for s in sources) or "none"
-                raise ConfigInvalid(f"Notion database {spec['database']} has {len(sources)} "
-                                    f"data sources ({names}); name the one that receives "
-                                    "lessons (NOTION_DATA_SOURCE_ID, or dataSourceId in the "
-                                    "student profile)")
-            return str(sources[0]["id"])
-        name = spec["databaseName"]
-        found: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            extra: dict[str, Any] = {"start_cursor": cursor} if cursor else {}
-            answer = api.call("find data source", api.sdk.search, query=name, page_size=100,
-                              filter={"property": "object", "value": "data_source"}, **extra)
-            found += [r for r in answer.get("results", []) if _title(r).strip() == name.strip()
-                      and not r.get("in_trash") and not r.get("archived")]
-            cursor = answer.get("next_cursor")
-            if not answer.get("has_more") or not cursor:
-                break
-        if len(found) != 1:
-            seen = ", ".join(str(r.get("id")) for r in found)
-            raise ConfigInvalid(
-                f"Notion data source named {name!r}: " + (
-                    f"{len(found)} are titled so ({seen}); set NOTION_DATA_SOURCE_ID (or "
-                    "dataSourceId in the student profile) to the one that receives lessons"
-                    if found else "none is titled so, or it is not shared with the "
-                    "integration (••• → Connections); check NOTION_DB_NAME or dbName"))
-        return str(found[0]["id"])
+        return {"target": self.targets.of(student), "render": RENDER_VERSION}
 
     # -- properties -------------------------------------------------------------------------
     def properties(self, api: Api, lesson: Lesson, schema: Mapping[str, str]
@@ -287,7 +181,7 @@ class NotionPublisher:
                                   f"id {str(page_id)[:60]!r} is not an id")
         page: Mapping[str, Any] = {}
         if not known.get("pageId"):
-            target = self.target(api, self.target_for(lesson.frontmatter.student))
+            target = self.targets.resolve(api, self.targets.of(lesson.frontmatter.student))
             known = {**self._create(api, lesson, target, page_props_key, record),
                      "lesson": lesson.id}
         else:
@@ -301,8 +195,9 @@ class NotionPublisher:
             if parent.get("data_source_id"):  # the page stays where it is (docs/notion.md)
                 known["dataSource"] = str(parent["data_source_id"])
         if known.get("props") != page_props_key:
-            schema = (self.schema(api, known["dataSource"]) if known.get("dataSource") else
-                      self.target(api, self.target_for(lesson.frontmatter.student))["schema"])
+            schema = (self.targets.schema(api, known["dataSource"]) if known.get("dataSource")
+                      else self.targets.resolve(api, self.targets.of(
+                          lesson.frontmatter.student))["schema"])
             props, warnings = self.properties(api, lesson, schema)
             for warning in warnings:
                 self._warn(warning)
@@ -483,9 +378,9 @@ class NotionPublisher:
             made = sync.Sender(api).append(parent, [_audio_node(audio_url)], start=True)
             block_id = made[0].id
         if page.get("dataSource"):
-            schema = self.schema(api, str(page["dataSource"]))
-        elif self._env_target:  # recorded before targets were per student
-            schema = self.target(api, self._env_target)["schema"]
+            schema = self.targets.schema(api, str(page["dataSource"]))
+        elif self.targets.default:  # recorded before targets were per student
+            schema = self.targets.resolve(api, self.targets.default)["schema"]
         else:
             schema = {}
         name = next((n for n, kind in schema.items()
