@@ -12,9 +12,10 @@ annotations); a code block's language is one Notion knows (else "plain text"); a
 always has its columns. Request-level limits (100 children, 2 levels, 1,000 blocks, 500 KB)
 are met when the tree is sent (``esl_build.notion.requests``).
 
-Colours are applied as the blocks are made, following the HTML publisher's rules: ``h2``/
-``h3`` colour headings (on the block, or on the text of a toggleable heading, so a background
-never bleeds into its body), ``toggleMap.h2`` colours the label of a toggle in an H2 section.
+Colours are applied as the blocks are made (the html publisher renders these same blocks, so
+the site shows what Notion shows): ``h2``/``h3`` colour headings (on the block, or on the
+text of a toggleable heading, so a background never bleeds into its body), ``toggleMap.h2``
+colours the label of a toggle in an H2 section.
 """
 
 from __future__ import annotations

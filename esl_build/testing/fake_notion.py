@@ -7,7 +7,8 @@ variables that aim esl-build (and the real ``notion-client`` SDK) at it::
         repo.doit(env=fake.env)
         assert fake.count("POST", "/v1/pages") == 1
 
-What it keeps in memory: data sources (with a property schema) under databases, pages in
+What it keeps in memory: data sources (with a property schema) under databases (found by
+``POST /v1/search``, filtered to ``page`` or ``data_source`` as in 2025-09-03), pages in
 them, and blocks (a tree under each page), with ``created_time``/``last_edited_time`` and
 ``last_edited_by`` (the integration's bot user, or ``HUMAN`` for edits made with
 ``human_edit``/``human_insert``/``human_delete``, a teacher working in the Notion app).
@@ -17,7 +18,9 @@ array, more than 2 levels of nesting in one request, ``text.content`` over 2,000
 more than 100 rich-text items, more than 1,000 blocks or 500 KB in a request, a column list
 without 2 non-empty columns, a table row whose width differs from the table's, a code block
 with an unknown language, properties the data source lacks or of the wrong type, and
-multi-select options containing commas. A wrong token is 401 ``unauthorized``.
+multi-select options containing commas, an append with both ``after`` and ``position`` (or
+``after`` under Notion-Version 2026-03-11, or an unknown key). A wrong token is 401
+``unauthorized``.
 
 Throttling: a token bucket per token (``rate`` requests/s, ``burst``), answered with 429
 ``rate_limited`` and an integer ``Retry-After``; ``rate=None`` disables it. Faults: with
