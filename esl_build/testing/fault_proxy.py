@@ -5,7 +5,8 @@ request to ``upstream_url`` (real HTTP both ways), except that with probability 
 (drawn from ``seed``) it injects one fault instead:
 
 ``429``        answered 429 with ``Retry-After``; nothing forwarded
-``5xx``        answered 500, 502, 503 or 529; nothing forwarded
+``5xx``        answered one of ``statuses`` (500, 502, 503, 529; S3 has no 529: give it
+               504 instead); nothing forwarded
 ``lost``       forwarded (the upstream *applies* it), then answered 502: the answer was lost
 ``slow``       forwarded, then answered only after ``slow`` seconds (past the client's
                timeout: the client gives up while the upstream has applied it)
@@ -69,6 +70,7 @@ class FaultProxy:
     rate: float = 0.0
     seed: int = 0
     faults: tuple[str, ...] = FAULTS
+    statuses: tuple[int, ...] = (500, 502, 503, 529)
     slow: float = 1.0                 # seconds a ``slow`` answer is held back
     retry_after: str = "1"
     error_style: str = "json"         # "json" (Notion, ElevenLabs) or "s3" (XML)
@@ -222,7 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(429, "rate_limited", {"Retry-After": proxy.retry_after})
             return
         if fault == "5xx":
-            self._error(proxy._choice((500, 502, 503, 529)), "service_unavailable")
+            self._error(proxy._choice(proxy.statuses), "service_unavailable")
             return
         drop_first = fault == "drop" and proxy._choice((True, False))
         if drop_first:

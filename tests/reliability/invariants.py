@@ -97,7 +97,8 @@ def open_stack(moto_url: str, tmp: Path, *, rate: float = 0.0, seed: int = 0
     # a slow answer is held past the clients' 1 s timeouts (FAST)
     proxies = {"notion": FaultProxy(notion.base_url, rate, seed, slow=1.5).start(),
                "elevenlabs": FaultProxy(eleven.url, rate, seed + 1, slow=1.5).start(),
-               "s3": FaultProxy(moto_url, rate, seed + 2, slow=1.5, error_style="s3").start()}
+               "s3": FaultProxy(moto_url, rate, seed + 2, slow=1.5, error_style="s3",
+                                statuses=(500, 502, 503, 504)).start()}
     env = {**notion.env, "NOTION_BASE_URL": proxies["notion"].url,
            **eleven.env, "ELEVENLABS_BASE_URL": proxies["elevenlabs"].url,
            **aws, "AWS_ENDPOINT_URL_S3": proxies["s3"].url, "S3_BUCKET": bucket, **FAST}
@@ -132,15 +133,25 @@ def dialogue_lessons(count: int) -> dict[str, str]:
 
 
 # -- what must hold -------------------------------------------------------------------------
-def manifests(repo: LessonsRepo) -> dict[str, dict[str, Any]]:
-    """Each lesson's manifest, parsed (an unreadable one fails the test, naming it)."""
+def manifests(repo: LessonsRepo, stack: Stack | None = None) -> dict[str, dict[str, Any]]:
+    """Each lesson's manifest, parsed, from the repository's files or (with ``stack``, when
+    the repository keeps them in the S3 store) from the bucket; an unreadable one fails the
+    test, naming it."""
+    if stack is not None and repo.env.get("ESL_PIPELINE_MANIFEST_STORE") == "s3":
+        start = repo.env["ESL_PIPELINE_MANIFEST_PREFIX"] + "/lessons/"
+        listed = stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix=start)
+        stored = {item["Key"][len(start):]: stack.s3.get_object(
+            Bucket=stack.bucket, Key=item["Key"])["Body"].read()
+            for item in listed.get("Contents", ())}
+    else:
+        stored = {path.relative_to(repo.path("lessons")).as_posix(): path.read_bytes()
+                  for path in sorted(repo.path("lessons").rglob("*.manifest.json"))}
     found = {}
-    for path in sorted(repo.path("lessons").rglob("*.manifest.json")):
-        lesson_id = path.relative_to(repo.path("lessons")).as_posix()[:-len(".manifest.json")]
+    for name, data in stored.items():
         try:
-            found[lesson_id] = json.loads(path.read_bytes())
+            found[name[:-len(".manifest.json")]] = json.loads(data)
         except ValueError as exc:
-            raise AssertionError(f"{path} is unreadable: {exc}") from None
+            raise AssertionError(f"{name} is unreadable: {exc}") from None
     return found
 
 
@@ -163,7 +174,7 @@ def check_invariants(stack: Stack, repo: LessonsRepo, lesson_ids: list[str], *,
                      lost: Counter[str] | None = None) -> None:
     """What must hold once a build has finished; ``lost`` are texts whose billed answer was
     lost for reasons other than the proxy's faults (a build killed while it was in flight)."""
-    found = manifests(repo)
+    found = manifests(repo, stack)
     assert sorted(found) == sorted(lesson_ids)
     for lesson_id, manifest in found.items():
         errors = [e.message for e in jsonschema.Draft202012Validator(SCHEMA).iter_errors(manifest)]
