@@ -155,9 +155,10 @@ def manifests(repo: LessonsRepo, stack: Stack | None = None) -> dict[str, dict[s
     return found
 
 
-def stage_records(repo: LessonsRepo) -> dict[tuple[str, str], dict[str, Any]]:
+def stage_records(repo: LessonsRepo, stack: Stack | None = None
+                  ) -> dict[tuple[str, str], dict[str, Any]]:
     """(lesson, stage) → the stage's record, for every stage recorded now."""
-    return {(lesson_id, stage): record for lesson_id, manifest in manifests(repo).items()
+    return {(lesson_id, stage): record for lesson_id, manifest in manifests(repo, stack).items()
             for stage, record in manifest.get("stages", {}).items()}
 
 
