@@ -11,6 +11,7 @@
     esl-build env                                    the variables esl-build reads, and backends
     esl-build voices sync                            refresh configs/elevenlabs.voices.json
     esl-build build --max-characters N --dry-run     refuse over N characters; plan only
+    esl-build build --force|--keep-notion import:ID  settle a Notion conflict (docs/notion.md)
     esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
     esl-build worker [--concurrency N] [--pool P]    a queue worker (esl_build.queue)
 
@@ -84,6 +85,10 @@ options before the command (esl-build's own; each the flag of a variable, docs/e
   --max-characters N     refuse to start when the build would bill more than N characters
   --tts-mode M, --model ID, --output-format F, --language L, --stability S, --seed N,
   --concurrency N        ElevenLabs settings for this build
+  --force                a block changed in the lesson and in Notion: take the lesson's
+                         version (NOTION_ON_CONFLICT=force); e.g. esl-build build --force
+                         import:unit1
+  --keep-notion          ... keep Notion's, and remember it (NOTION_ON_CONFLICT=keep-notion)
 
 `doit -a` forces nothing (each stage checks its record): use `esl-build rerun` or forget.
 exit codes: 0 success, 1 a lesson or stage failed, 2 bad usage or configuration
@@ -108,13 +113,16 @@ BUILD_FLAGS = {"--max-characters": "ESL_BUILD_MAX_CHARACTERS",
                "--output-format": "ELEVENLABS_OUTPUT_FORMAT",
                "--language": "ELEVENLABS_LANGUAGE", "--stability": "ELEVENLABS_STABILITY",
                "--seed": "ELEVENLABS_SEED", "--concurrency": "ELEVENLABS_CONCURRENCY"}
+# Flags without a value: each sets its variable to a fixed value.
+BUILD_SWITCHES = {"--force": ("NOTION_ON_CONFLICT", "force"),
+                  "--keep-notion": ("NOTION_ON_CONFLICT", "keep-notion")}
 
 
 def run_build(args: list[str]) -> int:
     """``esl-build build [--dry-run] [--max-characters N] [--tts-mode M] ... [DOIT ARGS]``.
 
-    The flags are resolved like their variables (BUILD_FLAGS). Before doit starts, the
-    characters the build would bill are planned: ``--dry-run`` prints the plan and stops
+    The flags are resolved like their variables (BUILD_FLAGS, BUILD_SWITCHES). Before doit
+    starts, the characters the build would bill are planned: ``--dry-run`` prints the plan and stops
     (nothing is sent anywhere); over ``--max-characters`` the build is refused (exit 2)."""
     import os
 
@@ -127,6 +135,13 @@ def run_build(args: list[str]) -> int:
         name, eq, value = word.partition("=")
         if word == "--dry-run":
             dry_run = True
+        elif word in BUILD_SWITCHES:
+            variable, value = BUILD_SWITCHES[word]
+            if overrides.get(variable, value) != value:
+                print("esl-build build: --force and --keep-notion exclude each other",
+                      file=sys.stderr)
+                return 2
+            overrides[variable] = value
         elif name in BUILD_FLAGS:
             value = value if eq else next(words, "")
             if not value:
