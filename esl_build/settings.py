@@ -55,6 +55,8 @@ ENV_VARS: dict[str, str] = {
     "NOTION_RATE_LIMIT": "Notion requests per second per token, bursts allowed (default 3)",
     "NOTION_RETRY_DELAY": "seconds before the first retry of a failed Notion request, doubling "
                           "after (default 0.5)",
+    "NOTION_TIMEOUT_SECONDS": "seconds before a Notion request is abandoned (then retried when "
+                              "safe, or checked; default 60)",
     "NOTION_ON_CONFLICT": "a block edited in the lesson and in Notion: stop (default), force "
                           "(take the lesson's) or keep-notion (keep Notion's)",
     "STUDENTS_DB_ID": "Notion data source of student pages (the Student relation's target)",
@@ -80,6 +82,7 @@ ENV_VARS: dict[str, str] = {
     "S3_PUBLIC_READ": "1/true: upload with the public-read ACL (an error if the bucket forbids "
                       "ACLs)",
     "S3_PRESIGN_SECONDS": "link audio by presigned URLs valid this long (they expire in Notion)",
+    "S3_TIMEOUT_SECONDS": "seconds before an S3 request is abandoned and retried (default 60)",
     "S3_ADDRESSING_STYLE": "S3 addressing: auto (default), path (MinIO, moto) or virtual",
     "AWS_REQUEST_CHECKSUM_CALCULATION": "when_supported (default) or when_required (servers "
                                         "that reject botocore's default checksums)",
@@ -158,6 +161,7 @@ class NotionSettings:
     rate: float = 3.0
     backoff: float = 0.5  # seconds before the first retry of a failed request
     on_conflict: str = "stop"
+    timeout: float = 60.0
 
 
 TTS_MODES = ("auto", "monologue", "dialogue")
@@ -196,6 +200,7 @@ class S3Settings:
     addressing_style: str = "auto"
     request_checksum: str = "when_supported"
     response_checksum: str = "when_supported"
+    timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -335,7 +340,9 @@ class Settings:
                                   rate=_positive("NOTION_RATE_LIMIT", get, 3.0),
                                   backoff=_positive("NOTION_RETRY_DELAY", get, 0.5),
                                   on_conflict=_choose("NOTION_ON_CONFLICT", get, CONFLICT_MODES,
-                                                      "stop")),
+                                                      "stop"),
+                                  timeout=_number("NOTION_TIMEOUT_SECONDS", get, float, 0.01,
+                                                  3600) or 60.0),
             max_characters=_number("ESL_BUILD_MAX_CHARACTERS", get, int, 0, None),
             elevenlabs=_elevenlabs(get, secret("ELEVENLABS_API_KEY")),
             s3=S3Settings(bucket=get("S3_BUCKET"),
@@ -351,7 +358,8 @@ class Settings:
                           request_checksum=_choose("AWS_REQUEST_CHECKSUM_CALCULATION", get,
                                                    CHECKSUM_MODES, "when_supported"),
                           response_checksum=_choose("AWS_RESPONSE_CHECKSUM_VALIDATION", get,
-                                                    CHECKSUM_MODES, "when_supported")),
+                                                    CHECKSUM_MODES, "when_supported"),
+                          timeout=_number("S3_TIMEOUT_SECONDS", get, float, 0.01, 3600) or 60.0),
             manifests=_manifest_store(root, get),
             config=_config_source(get, secret),
             event_log=(root / log).resolve() if (log := get("ESL_BUILD_EVENT_LOG")) else None,

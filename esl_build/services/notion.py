@@ -84,7 +84,8 @@ class NotionPublisher:
         assert self.config.token is not None
         return Client(auth=self.config.token.reveal(),
                       base_url=self.config.base_url or "https://api.notion.com",
-                      notion_version="2025-09-03", retry=False, timeout_ms=60_000,
+                      notion_version="2025-09-03", retry=False,
+                      timeout_ms=round(self.config.timeout * 1000),
                       # failures reach the user as PublishError; the SDK's own lines are noise
                       logger=logging.getLogger("esl_build.notion.sdk"),
                       log_level=logging.ERROR, client=httpx.Client())

@@ -44,7 +44,8 @@ def s3_client(settings: S3Settings) -> Any:
                     retries={"mode": "standard", "max_attempts": 5},
                     request_checksum_calculation=settings.request_checksum,
                     response_checksum_validation=settings.response_checksum,
-                    connect_timeout=10, read_timeout=60)
+                    connect_timeout=min(10, settings.timeout),
+                    read_timeout=settings.timeout)
     return boto3.session.Session().client("s3", region_name=settings.region,
                                           endpoint_url=settings.endpoint_url, config=config)
 

@@ -60,3 +60,14 @@ def test_s3_manifest_store_and_remote_config_settings(tmp_path):
     assert settings.manifests.root == tmp_path.parent
     assert settings.config.provider == "http" and "cfg-secret" not in repr(settings)
     assert settings.s3.presign_seconds == 600 and settings.s3.prefix == "audio"
+
+
+def test_notion_and_s3_request_timeouts_are_settable_and_checked(tmp_path):
+    settings = Settings.resolve(root=tmp_path, env={"NOTION_TIMEOUT_SECONDS": "2.5",
+                                                    "S3_TIMEOUT_SECONDS": "4"})
+    assert (settings.notion.timeout, settings.s3.timeout) == (2.5, 4.0)
+    defaults = Settings.resolve(root=tmp_path, env={})
+    assert (defaults.notion.timeout, defaults.s3.timeout) == (60.0, 60.0)
+    for name in ("NOTION_TIMEOUT_SECONDS", "S3_TIMEOUT_SECONDS"):
+        with pytest.raises(ConfigInvalid, match=name):
+            Settings.resolve(root=tmp_path, env={name: "soon"})
