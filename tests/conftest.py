@@ -1,7 +1,7 @@
 """Shared fixtures: our environment variables are cleared for every test; golden folders.
 
-The reliability suite (``tests/reliability``: faults, kills, concurrency; minutes, not
-seconds) runs only with ``--reliability``; without it those tests are deselected, and the
+The reliability suite (``tests/reliability``: faults, kills, concurrency; and the
+standalone-clone test; minutes, not seconds) runs only with ``--reliability``; without it those tests are deselected, and the
 summary says how to run them."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from esl_build.settings import ENV_VARS
 
-RUN_RELIABILITY = "python -m pytest --reliability tests/reliability"
+RUN_RELIABILITY = "python -m pytest --reliability -m reliability"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
