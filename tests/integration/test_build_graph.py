@@ -301,6 +301,19 @@ def test_the_cache_of_verified_lessons_is_only_a_cache(repo):
     assert lesson_json.read_bytes() == data and repo.manifest_bytes() == manifests
 
 
+def test_a_missing_lesson_json_made_otherwise_than_recorded_is_a_run(repo):
+    """Making a derived output again keeps the record only when it comes out as recorded."""
+    built(repo)
+    path = repo.path("lessons/unit1.manifest.json")
+    manifest = json.loads(path.read_text())
+    manifest["stages"]["validate"]["outputs"]["warnings"] = 99  # not what the lesson gives
+    path.write_text(json.dumps(manifest))
+    repo.path("build/unit1/lesson.json").unlink()
+    assert repo.doit().ran == {"validate:unit1"}
+    assert stage_record(repo, "unit1", "validate")["outputs"]["warnings"] == 0
+    assert repo.path("build/unit1/lesson.json").is_file() and repo.doit().ran == set()
+
+
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_a_parallel_rebuild_reruns_everything_downstream_of_an_edit(repo, mode):
     """Up-to-date checks run in doit's main process; the stages in workers. Downstream checks
