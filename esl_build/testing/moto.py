@@ -47,10 +47,14 @@ class CountingMotoServer:
                 return [_REFUSED]
             return moto_app(environ, start_response)
 
+        class Quiet(MotoRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass  # counted above; a line per request would drown a benchmark's output
+
         class Counting(ThreadedMotoServer):
             def _server_entry(self) -> None:
                 self._server = make_server("127.0.0.1", 0, app, True,
-                                           request_handler=MotoRequestHandler)
+                                           request_handler=Quiet)
                 self._server_ready_event.set()
                 self._server.serve_forever()
 
