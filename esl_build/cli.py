@@ -11,6 +11,7 @@
     esl-build env                                    the variables esl-build reads, and backends
     esl-build voices sync                            refresh configs/elevenlabs.voices.json
     esl-build build --max-characters N --dry-run     refuse over N characters; plan only
+    esl-build build --public-read | --presign SECS   how S3 audio is linked (docs/storage.md)
     esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
     esl-build worker [--concurrency N] [--pool P]    a queue worker (esl_build.queue)
 

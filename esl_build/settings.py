@@ -80,8 +80,9 @@ ENV_VARS: dict[str, str] = {
     "S3_KEY_TEMPLATE": "object key of a lesson's audio (default {prefix}/{lesson}/{sha16}.mp3)",
     "S3_PUBLIC_BASE_URL": "public URL of the bucket (a CDN); audio URLs are built on it",
     "S3_PUBLIC_READ": "1/true: upload with the public-read ACL (an error if the bucket forbids "
-                      "ACLs)",
-    "S3_PRESIGN_SECONDS": "link audio by presigned URLs valid this long (they expire in Notion)",
+                      "ACLs); esl-build build --public-read",
+    "S3_PRESIGN_SECONDS": "link audio by presigned URLs valid this many seconds, 1 to 604800 "
+                          "(they expire in Notion); esl-build build --presign SECONDS",
     "S3_ADDRESSING_STYLE": "S3 addressing: auto (default), path (MinIO, moto) or virtual",
     "AWS_REQUEST_CHECKSUM_CALCULATION": "when_supported (default) or when_required (servers "
                                         "that reject botocore's default checksums)",
