@@ -12,6 +12,7 @@
     esl-build voices sync                            refresh configs/elevenlabs.voices.json
     esl-build build --max-characters N --dry-run     refuse over N characters; plan only
     esl-build build --public-read | --presign SECS   how S3 audio is linked (docs/storage.md)
+    esl-build build --force|--keep-notion import:ID  settle a Notion conflict (docs/notion.md)
     esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
     esl-build worker [--concurrency N] [--pool P]    a queue worker (esl_build.queue)
 
@@ -89,6 +90,10 @@ options before the command (esl-build's own; each the flag of a variable, docs/e
                          page: a warning says so)
   --tts-mode M, --model ID, --output-format F, --language L, --stability S, --seed N,
   --concurrency N        ElevenLabs settings for this build
+  --force                a block changed in the lesson and in Notion: take the lesson's
+                         version (NOTION_ON_CONFLICT=force); e.g. esl-build build --force
+                         import:unit1
+  --keep-notion          ... keep Notion's, and remember it (NOTION_ON_CONFLICT=keep-notion)
 
 `doit -a` forces nothing (each stage checks its record): use `esl-build rerun` or forget.
 exit codes: 0 success, 1 a lesson or stage failed, 2 bad usage or configuration
@@ -114,15 +119,18 @@ BUILD_FLAGS = {"--max-characters": "ESL_BUILD_MAX_CHARACTERS",
                "--language": "ELEVENLABS_LANGUAGE", "--stability": "ELEVENLABS_STABILITY",
                "--seed": "ELEVENLABS_SEED", "--concurrency": "ELEVENLABS_CONCURRENCY",
                "--presign": "S3_PRESIGN_SECONDS"}
-BUILD_SWITCHES = {"--public-read": ("S3_PUBLIC_READ", "1")}  # flags without a value
+# Flags without a value: each sets its variable to a fixed value.
+BUILD_SWITCHES = {"--force": ("NOTION_ON_CONFLICT", "force"),
+                  "--keep-notion": ("NOTION_ON_CONFLICT", "keep-notion"),
+                  "--public-read": ("S3_PUBLIC_READ", "1")}
 URL_FLAGS = ("--public-read", "--presign")  # how S3 audio is linked: s3 storage only
 
 
 def run_build(args: list[str]) -> int:
     """``esl-build build [--dry-run] [--max-characters N] [--tts-mode M] ... [DOIT ARGS]``.
 
-    The flags are resolved like their variables (BUILD_FLAGS). Before doit starts, the
-    characters the build would bill are planned: ``--dry-run`` prints the plan and stops
+    The flags are resolved like their variables (BUILD_FLAGS, BUILD_SWITCHES). Before doit
+    starts, the characters the build would bill are planned: ``--dry-run`` prints the plan and stops
     (nothing is sent anywhere); over ``--max-characters`` the build is refused (exit 2)."""
     import os
 
@@ -137,6 +145,10 @@ def run_build(args: list[str]) -> int:
             dry_run = True
         elif word in BUILD_SWITCHES:
             variable, value = BUILD_SWITCHES[word]
+            if overrides.get(variable, value) != value:
+                print("esl-build build: --force and --keep-notion exclude each other",
+                      file=sys.stderr)
+                return 2
             overrides[variable] = value
             given.add(word)
         elif name in BUILD_FLAGS:

@@ -53,6 +53,7 @@ ENV_VARS: dict[str, str] = {
     "NOTION_TOKEN": "Notion integration token (secret); selects the notion publisher",
     "NOTION_DB_ID": "Notion database that receives lesson pages",
     "NOTION_DATA_SOURCE_ID": "Notion data source that receives lesson pages",
+    "NOTION_DB_NAME": "or: the exact title of that data source, found by Notion's search",
     "NOTION_BASE_URL": "Notion API base URL (tests point it at a local fake)",
     "NOTION_RATE_LIMIT": "Notion requests per second per token, bursts allowed (default 3)",
     "NOTION_RETRY_DELAY": "seconds before the first retry of a failed Notion request, doubling "
@@ -155,6 +156,7 @@ class NotionSettings:
     token: Secret | None = None
     database_id: str | None = None
     data_source_id: str | None = None
+    database_name: str | None = None
     base_url: str | None = None
     students_id: str | None = None
     rate: float = 3.0
@@ -331,6 +333,7 @@ class Settings:
             run_id=get("ESL_BUILD_RUN_ID") or "r-" + uuid.uuid4().hex[:8],
             notion=NotionSettings(token=secret("NOTION_TOKEN"), database_id=get("NOTION_DB_ID"),
                                   data_source_id=get("NOTION_DATA_SOURCE_ID"),
+                                  database_name=get("NOTION_DB_NAME"),
                                   base_url=get("NOTION_BASE_URL"),
                                   students_id=get("STUDENTS_DB_ID"),
                                   rate=_number("NOTION_RATE_LIMIT", get, float, 0, default=3.0,

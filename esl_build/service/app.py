@@ -25,15 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from esl_build.errors import PipelineError, ValidationError
 from esl_build.observability import Metrics, PrometheusMetrics
 from esl_build.pipeline import AssignmentFlags, Pipeline
-from esl_build.pipeline.flags import RUN_ID
+from esl_build.pipeline.flags import RUN_ID, TTS_OPTIONS
+from esl_build.queue.payload import camel
 from esl_build.settings import Secret
 
 KEEP_JOBS = 1000  # finished jobs remembered for GET /jobs/{id}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _request_model() -> type[BaseModel]:
@@ -43,13 +39,14 @@ def _request_model() -> type[BaseModel]:
     fields: dict[str, Any] = {"job_id": (Annotated[str | None, Field(
         None, alias="jobId", pattern=f"^{RUN_ID.pattern}$",
         description="your id for the job; becomes the run id in events and manifests")])}
-    for spec in dataclasses.fields(AssignmentFlags):
+    specs = dataclasses.fields(AssignmentFlags)  # the lesson's flags first, then TTS options
+    for spec in sorted(specs, key=lambda spec: spec.name in TTS_OPTIONS):
         default = ... if spec.default is dataclasses.MISSING else spec.default
         kind = hints[spec.name]
         if spec.name == "md":
             kind = Annotated[str, Field(min_length=1, max_length=1024)]
         fields[spec.name] = (kind | None if default is not ... else kind,
-                             Field(default, alias=_camel(spec.name)))
+                             Field(default, alias=camel(spec.name)))
     config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
     model: type[BaseModel] = create_model("JobRequest", __config__=config, **fields)
     return model
@@ -372,7 +369,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, cwd: Path | str | None = No
             from esl_build.errors import ConfigInvalid
             raise ConfigInvalid(f"ESL_BUILD_SERVICE_MODE=queue needs {error.name}: pip "
                                 "install 'esl-build[queue]'") from None
-        queue = JobQueue(settings.queue, root=pipeline.root)
+        queue = JobQueue.from_settings(settings, root=pipeline.root)
     app = create_app(pipeline, live=service.live, token=service.token,
                      max_jobs=service.max_jobs, queue=queue)
     uvicorn.run(app, host=host, port=port, log_level="info")
