@@ -106,8 +106,13 @@ def run_doit(args: list[str]) -> int:
     from doit.doit_cmd import DoitMain
 
     from esl_build import tasks
+
+    # doit's `run` writes to its `outfile` option, whose default is the sys.stdout of the
+    # moment doit was imported: name today's, so a caller that redirects it (an embedding
+    # process, a test) gets this run's output.
+    namespace = {**vars(tasks), "DOIT_CONFIG": {**tasks.DOIT_CONFIG, "outfile": sys.stdout}}
     try:
-        return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args))
+        return int(DoitMain(ModuleTaskLoader(namespace), config_filenames=()).run(args))
     except SystemExit as stop:  # a bad configuration, found while loading the tasks
         return stop.code if isinstance(stop.code, int) else 2
 

@@ -64,7 +64,10 @@ _OPTIONAL_TEXT = shapes.nullable(shapes.text())
 _STUDENT = shapes.obj({"student": shapes.text(pattern=r"(?s).*\S.*", what="a non-empty name")},
                       {"colorPreset": _OPTIONAL_TEXT, "accentPreference": _OPTIONAL_TEXT,
                        "dbId": _OPTIONAL_TEXT, "pageParentId": _OPTIONAL_TEXT,
-                       "dataSourceId": _OPTIONAL_TEXT, "dbName": _OPTIONAL_TEXT},
+                       "dataSourceId": _OPTIONAL_TEXT, "dbName": _OPTIONAL_TEXT,
+                       # speaker (or "default") → voice id or name (the elevenlabs voice)
+                       "voices": shapes.nullable(shapes.mapping(shapes.text(
+                           pattern=r"(?s).*\S.*", what="a voice id or name")))},
                       extra=shapes.json_value())
 
 
