@@ -1,8 +1,8 @@
 """Shared fixtures: our environment variables are cleared for every test; golden folders.
 
 The reliability suite (``tests/reliability``: faults, kills, concurrency; and the
-standalone-clone test; minutes, not seconds) runs only with ``--reliability``; without it those tests are deselected, and the
-summary says how to run them."""
+standalone-clone test; minutes, not seconds) runs only with ``--reliability``; without it
+those tests are deselected, and the summary says how to run them."""
 
 from __future__ import annotations
 

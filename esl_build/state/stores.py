@@ -150,7 +150,17 @@ def kept_alive(lease: Lease, ttl: float, renew: Callable[[], None],
                 release()
 
 
-def update_manifest(store: ManifestStore, lesson_id: str, change: Change,
+class Versioned(Protocol):
+    """What ``update_manifest`` needs of a store: versioned reads and conditional writes."""
+
+    def location(self, lesson_id: str) -> str: ...
+
+    def read_versioned(self, lesson_id: str) -> tuple[mf.Manifest | None, Version]: ...
+
+    def write(self, lesson_id: str, manifest: mf.Manifest, *, expect: Version) -> Version: ...
+
+
+def update_manifest(store: Versioned, lesson_id: str, change: Change,
                     new: Callable[[], mf.Manifest]) -> tuple[mf.Manifest, bool]:
     """Read, change, write-if-unchanged; on a conflict re-read and re-apply ``change``.
 
