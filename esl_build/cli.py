@@ -11,6 +11,8 @@
     esl-build env                                    the variables esl-build reads, and backends
     esl-build voices sync                            refresh configs/elevenlabs.voices.json
     esl-build build --max-characters N --dry-run     refuse over N characters; plan only
+    esl-build build --public-read | --presign SECS   how S3 audio is linked (docs/storage.md)
+    esl-build build --force|--keep-notion import:ID  settle a Notion conflict (docs/notion.md)
     esl-build serve [--host H] [--port N]            the HTTP worker (esl_build.service)
     esl-build worker [--concurrency N] [--pool P]    a queue worker (esl_build.queue)
 
@@ -82,8 +84,16 @@ options of run:
 options before the command (esl-build's own; each the flag of a variable, docs/elevenlabs.md):
   --dry-run              print what the build would do and bill, and stop (sends nothing)
   --max-characters N     refuse to start when the build would bill more than N characters
+  --public-read          S3: send audio with the public-read ACL (an error if the bucket
+                         forbids ACLs; nothing is uploaded privately)
+  --presign SECONDS      S3: link audio by presigned URLs valid SECONDS (they expire in the
+                         page: a warning says so)
   --tts-mode M, --model ID, --output-format F, --language L, --stability S, --seed N,
   --concurrency N        ElevenLabs settings for this build
+  --force                a block changed in the lesson and in Notion: take the lesson's
+                         version (NOTION_ON_CONFLICT=force); e.g. esl-build build --force
+                         import:unit1
+  --keep-notion          ... keep Notion's, and remember it (NOTION_ON_CONFLICT=keep-notion)
 
 `doit -a` forces nothing (each stage checks its record): use `esl-build rerun` or forget.
 exit codes: 0 success, 1 a lesson or stage failed, 2 bad usage or configuration
@@ -96,8 +106,13 @@ def run_doit(args: list[str]) -> int:
     from doit.doit_cmd import DoitMain
 
     from esl_build import tasks
+
+    # doit's `run` writes to its `outfile` option, whose default is the sys.stdout of the
+    # moment doit was imported: name today's, so a caller that redirects it (an embedding
+    # process, a test) gets this run's output.
+    namespace = {**vars(tasks), "DOIT_CONFIG": {**tasks.DOIT_CONFIG, "outfile": sys.stdout}}
     try:
-        return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=()).run(args))
+        return int(DoitMain(ModuleTaskLoader(namespace), config_filenames=()).run(args))
     except SystemExit as stop:  # a bad configuration, found while loading the tasks
         return stop.code if isinstance(stop.code, int) else 2
 
@@ -107,36 +122,55 @@ BUILD_FLAGS = {"--max-characters": "ESL_BUILD_MAX_CHARACTERS",
                "--tts-mode": "ELEVENLABS_TTS_MODE", "--model": "ELEVENLABS_MODEL_ID",
                "--output-format": "ELEVENLABS_OUTPUT_FORMAT",
                "--language": "ELEVENLABS_LANGUAGE", "--stability": "ELEVENLABS_STABILITY",
-               "--seed": "ELEVENLABS_SEED", "--concurrency": "ELEVENLABS_CONCURRENCY"}
+               "--seed": "ELEVENLABS_SEED", "--concurrency": "ELEVENLABS_CONCURRENCY",
+               "--presign": "S3_PRESIGN_SECONDS"}
+# Flags without a value: each sets its variable to a fixed value.
+BUILD_SWITCHES = {"--force": ("NOTION_ON_CONFLICT", "force"),
+                  "--keep-notion": ("NOTION_ON_CONFLICT", "keep-notion"),
+                  "--public-read": ("S3_PUBLIC_READ", "1")}
+URL_FLAGS = ("--public-read", "--presign")  # how S3 audio is linked: s3 storage only
 
 
 def run_build(args: list[str]) -> int:
     """``esl-build build [--dry-run] [--max-characters N] [--tts-mode M] ... [DOIT ARGS]``.
 
-    The flags are resolved like their variables (BUILD_FLAGS). Before doit starts, the
-    characters the build would bill are planned: ``--dry-run`` prints the plan and stops
+    The flags are resolved like their variables (BUILD_FLAGS, BUILD_SWITCHES). Before doit
+    starts, the characters the build would bill are planned: ``--dry-run`` prints the plan and stops
     (nothing is sent anywhere); over ``--max-characters`` the build is refused (exit 2)."""
     import os
 
     from esl_build.stages import tts
 
     overrides: dict[str, str] = {}
-    dry_run, rest = False, []
+    dry_run, rest, given = False, [], set()
     words = iter(args)
     for word in words:
         name, eq, value = word.partition("=")
         if word == "--dry-run":
             dry_run = True
+        elif word in BUILD_SWITCHES:
+            variable, value = BUILD_SWITCHES[word]
+            if overrides.get(variable, value) != value:
+                print("esl-build build: --force and --keep-notion exclude each other",
+                      file=sys.stderr)
+                return 2
+            overrides[variable] = value
+            given.add(word)
         elif name in BUILD_FLAGS:
             value = value if eq else next(words, "")
             if not value:
                 print(f"esl-build build: {name} needs a value", file=sys.stderr)
                 return 2
             overrides[BUILD_FLAGS[name]] = value
+            given.add(name)
         else:
             rest.append(word)
     try:
         project = Project(Settings.resolve(env={**os.environ, **overrides}))
+        url_flags = [flag for flag in URL_FLAGS if flag in given]
+        if url_flags and project.settings.storage != "s3":
+            raise ConfigInvalid(f"{' and '.join(url_flags)}: these choose how audio in S3 is "
+                                "linked; set S3_BUCKET (s3 storage) to use them")
         # The flags are their variables: the doit run below (and `plan`) resolve its settings
         # from this process's environment, as for `doit`.
         os.environ.update(overrides)
@@ -234,7 +268,7 @@ def _ids(project: Project, wanted: list[str]) -> list[str]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from esl_build.stages import STAGES, Cost, estimate, status
+    from esl_build.stages import STAGES, Cost, estimate, status, upload
 
     project = Project(Settings.resolve())
     rows, total = [], Cost()
@@ -246,8 +280,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 continue
             cost = estimate(project, current, seen)
             total += cost
-            rows.append({"task": f"{stage}:{lesson_id}", "reason": current.reason,
-                         **cost.to_json(), "blocks": cost.blocks})
+            row = {"task": f"{stage}:{lesson_id}", "reason": current.reason,
+                   **cost.to_json(), "blocks": cost.blocks}
+            if stage == "upload" and current.plan and project.storage.remote:  # its URL
+                row["url"] = upload.planned(project, current.plan)["url"]
+            rows.append(row)
     if args.json:
         print(json.dumps({"stale": rows, "total": {**total.to_json(), "blocks": total.blocks}},
                          indent=2))
@@ -256,7 +293,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         extra = (f"  [{row['characters']} chars, {row['requests']} requests"
                  + (f", {row['blocks']} new blocks" if row["blocks"] else "") + "]"
                  if row["characters"] or row["requests"] else "")
-        print(f"{row['task']}: {row['reason']}{extra}")
+        url = f"\n    → {row['url']}" if row.get("url") else ""
+        print(f"{row['task']}: {row['reason']}{extra}{url}")
     print(f"{len(rows)} stale stage(s); estimated {total.characters} characters to synthesise, "
           f"{total.requests} requests to send"
           + (f", {total.blocks} Notion blocks to create" if total.blocks else ""))

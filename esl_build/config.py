@@ -1,7 +1,8 @@
 """The project's configuration files, read once into a frozen ``Config`` snapshot.
 
 ``configs/presets.json``   preset name → {"h2": colour, "h3": colour, "toggleMap": {"h2": colour}}
-``configs/students/*.json`` student profiles: {"student", "colorPreset", "accentPreference", ...}
+``configs/students/*.json`` student profiles: {"student", "colorPreset", "accentPreference",
+                           "dataSourceId", "dbId", "dbName" (the student's Notion target), ...}
 ``configs/voices.yml``     speaker → voice map for the real voice backend (``auto``, ``default``),
                            and ``max_characters``: the most characters a build may bill
 
@@ -46,6 +47,10 @@ class Config:
             return DEFAULT_PRESET, self.presets[DEFAULT_PRESET]
         return None, {}
 
+    def profile_of(self, student: str) -> dict[str, Any]:
+        """The profile of ``student`` (any case), or {} when there is none."""
+        return self.students.get(student.strip().lower(), {})
+
 
 def _colour(value: Any) -> None:
     if not isinstance(value, str) or value not in NOTION_COLOURS:
@@ -60,7 +65,11 @@ _OPTIONAL_TEXT = shapes.nullable(shapes.text())
 # students/*.json: only these fields are read; the predecessor's others may be anything.
 _STUDENT = shapes.obj({"student": shapes.text(pattern=r"(?s).*\S.*", what="a non-empty name")},
                       {"colorPreset": _OPTIONAL_TEXT, "accentPreference": _OPTIONAL_TEXT,
-                       "dbId": _OPTIONAL_TEXT, "pageParentId": _OPTIONAL_TEXT},
+                       "dbId": _OPTIONAL_TEXT, "pageParentId": _OPTIONAL_TEXT,
+                       "dataSourceId": _OPTIONAL_TEXT, "dbName": _OPTIONAL_TEXT,
+                       # speaker (or "default") → voice id or name (the elevenlabs voice)
+                       "voices": shapes.nullable(shapes.mapping(shapes.text(
+                           pattern=r"(?s).*\S.*", what="a voice id or name")))},
                       extra=shapes.json_value())
 
 

@@ -83,7 +83,7 @@ class Project:
     @cached_property
     def publisher(self) -> Publisher:
         from esl_build.services.factory import publisher_from
-        return self._publisher or publisher_from(self.settings)
+        return self._publisher or publisher_from(self.settings, lambda: self.config)
 
     @cached_property
     def voice(self) -> Voice:

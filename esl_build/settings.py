@@ -12,12 +12,13 @@ Backends are picked per stage: an explicit ``ESL_BUILD_PUBLISHER`` / ``ESL_BUILD
 from __future__ import annotations
 
 import json
+import math
 import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar, overload
 
 from esl_build.errors import ConfigInvalid
 from esl_build.files import shown
@@ -34,6 +35,8 @@ DEFAULT_KEY_TEMPLATE = "{prefix}/{lesson}/{sha16}.mp3"
 Getter = Callable[[str], str | None]  # a variable's stripped value, None when unset/empty
 CONFLICT_MODES = ("stop", "force", "keep-notion")
 T = TypeVar("T", int, float)
+DAY = 86400.0  # the longest a queue delay may be, in seconds
+PRESIGN_MAX = 604800  # seconds: S3 refuses presigned URLs valid longer than 7 days
 
 # Every variable esl-build reads, with a one-line description (docs/configuration.md and the
 # CLI's `esl-build env` are generated from this table, so it stays complete).
@@ -50,10 +53,13 @@ ENV_VARS: dict[str, str] = {
     "NOTION_TOKEN": "Notion integration token (secret); selects the notion publisher",
     "NOTION_DB_ID": "Notion database that receives lesson pages",
     "NOTION_DATA_SOURCE_ID": "Notion data source that receives lesson pages",
+    "NOTION_DB_NAME": "or: the exact title of that data source, found by Notion's search",
     "NOTION_BASE_URL": "Notion API base URL (tests point it at a local fake)",
     "NOTION_RATE_LIMIT": "Notion requests per second per token, bursts allowed (default 3)",
     "NOTION_RETRY_DELAY": "seconds before the first retry of a failed Notion request, doubling "
                           "after (default 0.5)",
+    "NOTION_TIMEOUT_SECONDS": "seconds before a Notion request is abandoned (then retried when "
+                              "safe, or checked; default 60)",
     "NOTION_ON_CONFLICT": "a block edited in the lesson and in Notion: stop (default), force "
                           "(take the lesson's) or keep-notion (keep Notion's)",
     "STUDENTS_DB_ID": "Notion data source of student pages (the Student relation's target)",
@@ -77,8 +83,10 @@ ENV_VARS: dict[str, str] = {
     "S3_KEY_TEMPLATE": "object key of a lesson's audio (default {prefix}/{lesson}/{sha16}.mp3)",
     "S3_PUBLIC_BASE_URL": "public URL of the bucket (a CDN); audio URLs are built on it",
     "S3_PUBLIC_READ": "1/true: upload with the public-read ACL (an error if the bucket forbids "
-                      "ACLs)",
-    "S3_PRESIGN_SECONDS": "link audio by presigned URLs valid this long (they expire in Notion)",
+                      "ACLs); esl-build build --public-read",
+    "S3_PRESIGN_SECONDS": "link audio by presigned URLs valid this many seconds, 1 to 604800 "
+                          "(they expire in Notion); esl-build build --presign SECONDS",
+    "S3_TIMEOUT_SECONDS": "seconds before an S3 request is abandoned and retried (default 60)",
     "S3_ADDRESSING_STYLE": "S3 addressing: auto (default), path (MinIO, moto) or virtual",
     "AWS_REQUEST_CHECKSUM_CALCULATION": "when_supported (default) or when_required (servers "
                                         "that reject botocore's default checksums)",
@@ -152,11 +160,13 @@ class NotionSettings:
     token: Secret | None = None
     database_id: str | None = None
     data_source_id: str | None = None
+    database_name: str | None = None
     base_url: str | None = None
     students_id: str | None = None
     rate: float = 3.0
     backoff: float = 0.5  # seconds before the first retry of a failed request
     on_conflict: str = "stop"
+    timeout: float = 60.0
 
 
 TTS_MODES = ("auto", "monologue", "dialogue")
@@ -195,6 +205,7 @@ class S3Settings:
     addressing_style: str = "auto"
     request_checksum: str = "when_supported"
     response_checksum: str = "when_supported"
+    timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -328,12 +339,17 @@ class Settings:
             run_id=get("ESL_BUILD_RUN_ID") or "r-" + uuid.uuid4().hex[:8],
             notion=NotionSettings(token=secret("NOTION_TOKEN"), database_id=get("NOTION_DB_ID"),
                                   data_source_id=get("NOTION_DATA_SOURCE_ID"),
+                                  database_name=get("NOTION_DB_NAME"),
                                   base_url=get("NOTION_BASE_URL"),
                                   students_id=get("STUDENTS_DB_ID"),
-                                  rate=_positive("NOTION_RATE_LIMIT", get, 3.0),
-                                  backoff=_positive("NOTION_RETRY_DELAY", get, 0.5),
+                                  rate=_number("NOTION_RATE_LIMIT", get, float, 0, default=3.0,
+                                               above=True),
+                                  backoff=_number("NOTION_RETRY_DELAY", get, float, 0,
+                                                  default=0.5, above=True, unit="seconds"),
                                   on_conflict=_choose("NOTION_ON_CONFLICT", get, CONFLICT_MODES,
-                                                      "stop")),
+                                                      "stop"),
+                                  timeout=_number("NOTION_TIMEOUT_SECONDS", get, float, 0.01,
+                                                  3600, default=60.0, unit="seconds")),
             max_characters=_number("ESL_BUILD_MAX_CHARACTERS", get, int, 0, None),
             elevenlabs=_elevenlabs(get, secret("ELEVENLABS_API_KEY")),
             s3=S3Settings(bucket=get("S3_BUCKET"),
@@ -343,36 +359,29 @@ class Settings:
                           key_template=get("S3_KEY_TEMPLATE") or DEFAULT_KEY_TEMPLATE,
                           public_base_url=(get("S3_PUBLIC_BASE_URL") or "").rstrip("/") or None,
                           public_read=_flag(get("S3_PUBLIC_READ")),
-                          presign_seconds=_positive_or_none("S3_PRESIGN_SECONDS", get, int),
+                          presign_seconds=_number("S3_PRESIGN_SECONDS", get, int, 1, PRESIGN_MAX,
+                                                  unit="seconds"),
                           addressing_style=_choose("S3_ADDRESSING_STYLE", get,
                                                    ADDRESSING_STYLES, "auto"),
                           request_checksum=_choose("AWS_REQUEST_CHECKSUM_CALCULATION", get,
                                                    CHECKSUM_MODES, "when_supported"),
                           response_checksum=_choose("AWS_RESPONSE_CHECKSUM_VALIDATION", get,
-                                                    CHECKSUM_MODES, "when_supported")),
+                                                    CHECKSUM_MODES, "when_supported"),
+                          timeout=_number("S3_TIMEOUT_SECONDS", get, float, 0.01, 3600,
+                                          default=60.0, unit="seconds")),
             manifests=_manifest_store(root, get),
             config=_config_source(get, secret),
             event_log=(root / log).resolve() if (log := get("ESL_BUILD_EVENT_LOG")) else None,
             service=ServiceSettings(token=secret("ESL_BUILD_SERVICE_TOKEN"),
                                     live=_flag(get("ESL_BUILD_SERVICE_LIVE")),
-                                    max_jobs=_count("ESL_BUILD_SERVICE_MAX_JOBS", get, 2),
+                                    max_jobs=_number("ESL_BUILD_SERVICE_MAX_JOBS", get, int, 1, 64,
+                                                     default=2),
                                     mode=_choose("ESL_BUILD_SERVICE_MODE", get, SERVICE_MODES,
                                                  "queue" if get("ESL_BUILD_QUEUE_URL")
                                                  else "inline")),
             queue=_queue(get, root),
         )
         return settings.with_(**flags) if flags else settings
-
-
-def _positive(name: str, get: Callable[[str], str | None], default: float) -> float:
-    value = get(name)
-    try:
-        number = float(value) if value else default
-    except ValueError:
-        number = -1.0
-    if not number > 0:
-        raise ConfigInvalid(f"{name}={value!r} must be a positive number")
-    return number
 
 
 def _elevenlabs(get: Callable[[str], str | None], key: Secret | None) -> ElevenLabsSettings:
@@ -382,7 +391,6 @@ def _elevenlabs(get: Callable[[str], str | None], key: Secret | None) -> ElevenL
         raise ConfigInvalid(f"ELEVENLABS_OUTPUT_FORMAT={output_format!r}: esl-build assembles "
                             "PCM without ffmpeg, so ask for pcm_16000, pcm_22050, pcm_24000 "
                             "or pcm_44100 (the MP3 is encoded once, locally)")
-    tail = _number("ELEVENLABS_SILENCE_TAIL_SECONDS", get, float, 0, 10)
     language = get("ELEVENLABS_LANGUAGE")
     if language is not None and not (len(language) == 2 and language.isalpha()):
         raise ConfigInvalid(f"ELEVENLABS_LANGUAGE={language!r} is not a two-letter ISO 639-1 "
@@ -394,26 +402,56 @@ def _elevenlabs(get: Callable[[str], str | None], key: Secret | None) -> ElevenL
         output_format=output_format, language=language.lower() if language else None,
         stability=_number("ELEVENLABS_STABILITY", get, float, 0, 1),
         seed=_number("ELEVENLABS_SEED", get, int, 0, 4_294_967_295),
-        concurrency=_number("ELEVENLABS_CONCURRENCY", get, int, 1, 64) or 4,
-        silence_tail=0.6 if tail is None else tail,
-        timeout=_number("ELEVENLABS_TIMEOUT_SECONDS", get, float, 0.01, 3600) or 120.0)
+        concurrency=_number("ELEVENLABS_CONCURRENCY", get, int, 1, 64, default=4),
+        silence_tail=_number("ELEVENLABS_SILENCE_TAIL_SECONDS", get, float, 0, 10,
+                             default=0.6, unit="seconds"),
+        timeout=_number("ELEVENLABS_TIMEOUT_SECONDS", get, float, 0.01, 3600, default=120.0,
+                        unit="seconds"))
 
 
-def _number(name: str, get: Callable[[str], str | None], kind: Callable[[str], T],
-            low: float, high: float | None) -> T | None:
-    """The variable as ``kind`` within [low, high], None when unset; ConfigInvalid otherwise."""
+@overload
+def _number(name: str, get: Getter, kind: Callable[[str], T], low: float,
+            high: float | None = None, *, default: T, above: bool = False,
+            unit: str = "") -> T: ...
+
+
+@overload
+def _number(name: str, get: Getter, kind: Callable[[str], T], low: float,
+            high: float | None = None, *, default: None = None, above: bool = False,
+            unit: str = "") -> T | None: ...
+
+
+def _number(name: str, get: Getter, kind: Callable[[str], T], low: float,
+            high: float | None = None, *, default: T | None = None, above: bool = False,
+            unit: str = "") -> T | None:
+    """The variable as ``kind`` (int: whole numbers only) from ``low`` (excluded when
+    ``above``) to ``high`` (None: no upper bound); ``default`` when unset. Anything else is a
+    ``ConfigInvalid`` naming the variable, its value and the accepted range."""
     text = get(name)
     if text is None:
-        return None
+        return default
     try:
-        value = kind(text)
+        value: T | None = kind(text)
     except ValueError:
         value = None
-    if value is None or value < low or (high is not None and value > high):
-        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        noun = "a whole number" if kind is int else "a number"
+    if (value is None or not math.isfinite(value) or value < low or (above and value == low)
+            or (high is not None and value > high)):
+        noun = ("a whole number" if kind is int else "a number") + (f" of {unit}" if unit
+                                                                    else "")
+        least, most = _bound(low), _bound(high)
+        if above:
+            bounds = f"greater than {least}" + (f" and at most {most}" if most else "")
+        else:
+            bounds = f"from {least} to {most}" if most else f"of at least {least}"
         raise ConfigInvalid(f"{name}={text!r} must be {noun} {bounds}")
     return value
+
+
+def _bound(number: float | None) -> str:
+    """A bound as a message shows it: 4294967295, 0.01 (no exponent, no ".0")."""
+    if number is None:
+        return ""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 def _choose(name: str, get: Getter, allowed: tuple[str, ...], default: str) -> str:
@@ -425,19 +463,6 @@ def _choose(name: str, get: Getter, allowed: tuple[str, ...], default: str) -> s
 
 def _flag(value: str | None) -> bool:
     return (value or "").lower() in {"1", "true", "yes"}
-
-
-def _positive_or_none(name: str, get: Getter, kind: type[int] | type[float]) -> Any:
-    value = get(name)
-    if value is None:
-        return None
-    try:
-        number = kind(value)
-    except ValueError:
-        number = 0
-    if number <= 0:
-        raise ConfigInvalid(f"{name}={value!r} must be a positive number")
-    return number
 
 
 def _manifest_store(root: Path, get: Getter) -> ManifestStoreSettings:
@@ -455,8 +480,10 @@ def _manifest_store(root: Path, get: Getter) -> ManifestStoreSettings:
         kind=kind, bucket=bucket, dsn=Secret(dsn) if dsn else None,
         prefix=(get("ESL_PIPELINE_MANIFEST_PREFIX") or "").strip("/"),
         root=(root / manifest_root).resolve() if manifest_root else None,
-        lease_ttl=_positive_or_none("ESL_PIPELINE_LEASE_TTL", get, float) or 60.0,
-        lease_timeout=_positive_or_none("ESL_PIPELINE_LEASE_TIMEOUT", get, float) or 600.0)
+        lease_ttl=_number("ESL_PIPELINE_LEASE_TTL", get, float, 0, default=60.0, above=True,
+                          unit="seconds"),
+        lease_timeout=_number("ESL_PIPELINE_LEASE_TIMEOUT", get, float, 0, default=600.0,
+                              above=True, unit="seconds"))
 
 
 def _config_source(get: Getter, secret: Callable[[str], Secret | None]) -> ConfigSettings:
@@ -479,15 +506,6 @@ def _config_source(get: Getter, secret: Callable[[str], Secret | None]) -> Confi
         voices_path=get("ESL_PIPELINE_CONFIG_VOICES_PATH") or "voices.yml")
 
 
-def _count(name: str, get: Callable[[str], str | None], default: int) -> int:
-    value = get(name)
-    if value is None:
-        return default
-    if not value.isdigit() or not 1 <= int(value) <= 64:
-        raise ConfigInvalid(f"{name}={value!r} must be a whole number from 1 to 64")
-    return int(value)
-
-
 def _queue(get: Callable[[str], str | None], root: Path) -> QueueSettings:
     url = get("ESL_BUILD_QUEUE_URL") or DEFAULT_QUEUE_URL
     status = get("ESL_BUILD_QUEUE_STATUS_URL") or (
@@ -506,23 +524,11 @@ def _queue(get: Callable[[str], str | None], root: Path) -> QueueSettings:
     return QueueSettings(
         url=Secret(url), status_url=Secret(status) if status else None,
         name=get("ESL_BUILD_QUEUE_NAME") or "esl-build", transport_options=options,
-        visibility_timeout=int(_seconds("ESL_BUILD_QUEUE_VISIBILITY_TIMEOUT", get, 3600, 1)),
-        max_attempts=_count("ESL_BUILD_QUEUE_MAX_ATTEMPTS", get, 5),
-        backoff=_seconds("ESL_BUILD_QUEUE_BACKOFF", get, 2.0, 0),
-        backoff_max=_seconds("ESL_BUILD_QUEUE_BACKOFF_MAX", get, 300.0, 0),
+        visibility_timeout=int(_number("ESL_BUILD_QUEUE_VISIBILITY_TIMEOUT", get, float, 1,
+                                       DAY, default=3600.0, unit="seconds")),
+        max_attempts=_number("ESL_BUILD_QUEUE_MAX_ATTEMPTS", get, int, 1, 64, default=5),
+        backoff=_number("ESL_BUILD_QUEUE_BACKOFF", get, float, 0, DAY, default=2.0,
+                        unit="seconds"),
+        backoff_max=_number("ESL_BUILD_QUEUE_BACKOFF_MAX", get, float, 0, DAY, default=300.0,
+                            unit="seconds"),
         root=(root / queue_root).resolve() if queue_root else None)
-
-
-def _seconds(name: str, get: Callable[[str], str | None], default: float,
-            least: float) -> float:
-    value = get(name)
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not least <= number <= 86400:
-        raise ConfigInvalid(f"{name}={value!r} must be a number of seconds from {least:g} "
-                            "to 86400")
-    return number

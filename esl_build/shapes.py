@@ -19,6 +19,7 @@ a test keeps the two in step.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -115,10 +116,12 @@ def integer(*, minimum: int | None = None) -> Shape:
 
 
 def number(*, minimum: float | None = None) -> Shape:
-    """A number (integer or float, not a boolean), at least ``minimum``."""
+    """A finite number (integer or float, not a boolean), at least ``minimum``."""
     def check(value: Any) -> None:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise ShapeError("must be a number")
+        if isinstance(value, float) and not math.isfinite(value):  # json reads NaN, Infinity
+            raise ShapeError("must be a finite number")
         if minimum is not None and value < minimum:
             raise ShapeError(f"must be at least {minimum}")
     return check

@@ -9,7 +9,8 @@ Two places, behind one small interface (``AudioCache``):
 ``FolderCache``   ``build/cache/tts/<key>.pcm`` on this machine.
 ``StorageCache``  ``cache/tts/<key>.pcm`` in the bucket (``Storage.read_object`` /
                   ``write_object``), so CI machines and workers share what was paid for.
-``TieredCache``   the folder in front of the bucket: reads fill the folder, writes go to both.
+``TieredCache``   the folder in front of the bucket: reads fill the folder, writes go to both
+                  (the folder first).
 
 ``obtain`` makes a key at most once, however many threads, processes and machines want it:
 
@@ -197,8 +198,10 @@ class TieredCache:
         return hit
 
     def write(self, key: str, pcm: Pcm) -> None:
-        self.shared.write(key, pcm)  # first: what was paid for is safe before it is used
+        # Local first: if the bucket refuses the entry (its retries spent), the stage fails,
+        # but what was paid for is still on this machine and the next build bills nothing.
         self.local.write(key, pcm)
+        self.shared.write(key, pcm)
 
     def contains(self, key: str) -> bool:
         return self.local.contains(key) or self.read(key) is not None

@@ -1,4 +1,8 @@
-"""Shared fixtures: our environment variables are cleared for every test; golden folders."""
+"""Shared fixtures: our environment variables are cleared for every test; golden folders.
+
+The reliability suite (``tests/reliability``: faults, kills, concurrency; and the
+standalone-clone test; minutes, not seconds) runs only with ``--reliability``; without it
+those tests are deselected, and the summary says how to run them."""
 
 from __future__ import annotations
 
@@ -8,6 +12,41 @@ from pathlib import Path
 import pytest
 
 from esl_build.settings import ENV_VARS
+
+RUN_RELIABILITY = "python -m pytest --reliability -m reliability"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--reliability", action="store_true",
+                     help="also run the slow reliability suite (faults, kills, concurrency): "
+                          f"{RUN_RELIABILITY}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "reliability: the slow reliability suite; runs only with "
+                                       "--reliability")
+    config.addinivalue_line("markers", "faults(rate, seed): the reliability stack's fault rate")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--reliability"):
+        return
+    slow = [item for item in items if item.get_closest_marker("reliability")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("reliability")]
+        config.stash[_DESELECTED] = len(slow)
+
+
+_DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    count = config.stash.get(_DESELECTED, 0)
+    if count:
+        terminalreporter.write_line(f"{count} reliability tests deselected; run them with: "
+                                    f"{RUN_RELIABILITY}")
 
 
 @pytest.fixture(autouse=True)

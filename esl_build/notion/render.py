@@ -12,9 +12,10 @@ annotations); a code block's language is one Notion knows (else "plain text"); a
 always has its columns. Request-level limits (100 children, 2 levels, 1,000 blocks, 500 KB)
 are met when the tree is sent (``esl_build.notion.requests``).
 
-Colours are applied as the blocks are made, following the HTML publisher's rules: ``h2``/
-``h3`` colour headings (on the block, or on the text of a toggleable heading, so a background
-never bleeds into its body), ``toggleMap.h2`` colours the label of a toggle in an H2 section.
+Colours are applied as the blocks are made (the html publisher renders these same blocks, so
+the site shows what Notion shows): ``h2``/``h3`` colour headings (on the block, or on the
+text of a toggleable heading, so a background never bleeds into its body), ``toggleMap.h2``
+colours the label of a toggle in an H2 section.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ LANGUAGES = frozenset({
 _ALIASES = {"ts": "typescript", "js": "javascript", "py": "python", "sh": "shell", "md": "markdown",
             "yml": "yaml", "text": "plain text", "txt": "plain text", "cpp": "c++", "csharp": "c#"}
 STUDY_TEXT_ROLE = "study_text"
+CODE_COLOUR = "red"  # inline code, as Notion's app shows it
 RENDER_VERSION = 1
 """Bump when the same lesson renders to different blocks (it is in the import fingerprint)."""
 
@@ -127,7 +129,7 @@ def _item(text: str, span: Span, colour: str) -> dict[str, Any]:
                             "italic": span.italic and not span.code,
                             "strikethrough": span.strike and not span.code, "underline": False,
                             "code": span.code,
-                            "color": "red" if span.code else colour}}
+                            "color": CODE_COLOUR if span.code else colour}}
 
 
 def rich_items(rich: RichText, colour: str = "default") -> list[dict[str, Any]]:

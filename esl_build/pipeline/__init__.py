@@ -27,7 +27,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -237,6 +237,8 @@ class Pipeline:
         if flags.upload in ("local", "s3"):
             overrides["storage"] = flags.upload
         settings = self.settings(**overrides)
+        if tts := flags.elevenlabs():  # this call's options, over the deployment's
+            settings = settings.with_(elevenlabs=replace(settings.elevenlabs, **tts))
         project = Project(settings, publisher=self.services.publisher,
                           voice=self.services.voice, storage=self.services.storage,
                           config=self._config(settings, flags), observer=observer)
@@ -284,7 +286,8 @@ class Pipeline:
                 manifest_path=project.store.location(lesson_id), started_at=started,
                 finished_at=_now(), duration_ms=_ms(clock), cost=total.to_json(),
                 estimate=estimate.to_json() if estimate else None,
-                notes=_notes(flags, project), **_identities(manifest))
+                notes=_notes(flags, project, self.services.voice is not None),
+                **_identities(manifest))
             outcome.update(lesson=lesson_id, steps=[f"{s.stage}:{s.state}" for s in steps],
                            cost=result.cost)
         return result
@@ -436,18 +439,24 @@ def _chosen(config: Config, flags: AssignmentFlags | RerunFlags) -> Config:
                                  f"{', '.join(sorted(config.presets)) or '(none)'}",
                                  field="preset")
     voices = {**config.voices, "default": flags.voice_id} if flags.voice_id else config.voices
-    if not (preset or student or flags.voice_id):
+    students = config.students
+    if flags.accent_preference:  # over every profile: the lesson's, or the default one
+        students = {name: {**profile, "accentPreference": flags.accent_preference}
+                    for name, profile in {"default": {}, **students}.items()}
+    if not (preset or student or flags.voice_id or flags.accent_preference):
         return config
-    return _Chosen(presets=config.presets, students=config.students, voices=voices,
+    return _Chosen(presets=config.presets, students=students, voices=voices,
                    preset=preset, student=student)
 
 
-def _notes(flags: AssignmentFlags | RerunFlags, project: Project) -> tuple[str, ...]:
-    unused = [name for name in TTS_OPTIONS if getattr(flags, name) is not None]
-    if not unused:
+def _notes(flags: AssignmentFlags | RerunFlags, project: Project,
+           injected: bool) -> tuple[str, ...]:
+    """Which TTS options this call's voice does not read (only ElevenLabs reads them all)."""
+    if project.settings.voice == "elevenlabs" and not injected:
         return ()
-    return (f"{', '.join(unused)}: accepted, not used by the {project.settings.voice} voice "
-            "of this release",)
+    unused = [name for name in TTS_OPTIONS if getattr(flags, name) is not None]
+    voice = "injected" if injected else project.settings.voice
+    return (f"{', '.join(unused)}: not used by the {voice} voice",) if unused else ()
 
 
 def _identities(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -19,16 +19,51 @@ from esl_build.stages.base import STAGES
 
 UPLOADS = ("auto", "local", "s3", "none")
 TTS_MODES = ("auto", "dialogue", "monologue")
-# Options the predecessor's ElevenLabs voice took. Accepted and checked; the voices of this
-# release do not read them yet (a result's ``notes`` says so when one is set).
-TTS_OPTIONS = ("accent_preference", "tts_mode", "dialogue_language", "dialogue_stability",
-               "dialogue_seed")
+OUTPUT_FORMATS = ("pcm_8000", "pcm_16000", "pcm_22050", "pcm_24000", "pcm_44100", "pcm_48000")
+MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+LANGUAGE = re.compile(r"[A-Za-z]{2}")
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class TtsOptions:
+    """How one call's audio is voiced, over the deployment's ``ELEVENLABS_*`` settings.
+
+    ``voice_id``            default voice for speakers ``voices.yml`` does not map
+    ``accent_preference``   accent that automatic casting prefers (over the student's)
+    ``tts_mode``            ``auto``, ``dialogue`` (Text-to-Dialogue) or ``monologue``
+    ``model``               model of monologue requests (dialogue always uses eleven_v3)
+    ``output_format``       audio asked of ElevenLabs: ``pcm_<rate>``
+    ``dialogue_language``   ISO 639-1 code sent with each request
+    ``dialogue_stability``  voice stability 0..1
+    ``dialogue_seed``       seed 0..4294967295 for best-effort reproducible audio
+
+    An option that is set changes the tts stage's fingerprint, so the audio is made again
+    with it. Only the elevenlabs voice reads them (a result's ``notes`` says so otherwise)."""
+
+    voice_id: str | None = None
+    accent_preference: str | None = None
+    tts_mode: str | None = None
+    model: str | None = None
+    output_format: str | None = None
+    dialogue_language: str | None = None
+    dialogue_stability: float | None = None
+    dialogue_seed: int | None = None
+
+    def elevenlabs(self) -> dict[str, Any]:
+        """The ``ElevenLabsSettings`` fields these options replace (only those set)."""
+        fields = {"mode": self.tts_mode, "model": self.model,
+                  "output_format": self.output_format, "language": self.dialogue_language,
+                  "stability": self.dialogue_stability, "seed": self.dialogue_seed}
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+TTS_OPTIONS = tuple(f.name for f in dataclasses.fields(TtsOptions))
+
+
 @dataclass(frozen=True)
-class AssignmentFlags:
-    """``new_assignment``'s flags (the guide's, in snake_case).
+class AssignmentFlags(TtsOptions):
+    """``new_assignment``'s flags (the guide's, in snake_case), with the ``TtsOptions``.
 
     ``md``            the lesson: ``lessons/<id>.md``, a lesson id, or a path under the
                       lessons folder (nothing outside it is ever opened)
@@ -39,7 +74,6 @@ class AssignmentFlags:
     ``upload``        ``auto`` (the configured storage), ``local``, ``s3``, or ``none``
     ``preset``        colour preset to use instead of the student's
     ``student``       whose profile picks the preset (default: the lesson's student)
-    ``voice_id``      default voice for speakers ``voices.yml`` does not map
     ``force``         run every requested stage even when up to date; ``redo_tts``: tts only
     """
 
@@ -52,12 +86,6 @@ class AssignmentFlags:
     upload: str = "auto"
     preset: str | None = None
     student: str | None = None
-    voice_id: str | None = None
-    accent_preference: str | None = None
-    tts_mode: str | None = None
-    dialogue_language: str | None = None
-    dialogue_stability: float | None = None
-    dialogue_seed: int | None = None
     redo_tts: bool = False
     force: bool = False
 
@@ -84,20 +112,15 @@ class AssignmentFlags:
 
 
 @dataclass(frozen=True)
-class RerunFlags:
+class RerunFlags(TtsOptions):
     """``rerun_assignment``'s flags: run ``steps`` (stage names, in pipeline order) again
-    whether or not they are stale, without running anything upstream of them."""
+    whether or not they are stale, without running anything upstream of them; with the
+    ``TtsOptions``."""
 
     md: str
     steps: tuple[str, ...] = ("upload", "add-audio")
     dry_run: bool = False
     upload: str = "auto"
-    voice_id: str | None = None
-    accent_preference: str | None = None
-    tts_mode: str | None = None
-    dialogue_language: str | None = None
-    dialogue_stability: float | None = None
-    dialogue_seed: int | None = None
 
     def skipped(self) -> dict[str, str]:
         return {stage: "not requested" for stage in STAGES if stage not in self.steps}
@@ -176,7 +199,16 @@ def _check(name: str, value: Any, spec: dataclasses.Field[Any]) -> Any:
     if choices and value not in choices:
         raise ValidationError(f"{name} must be one of {', '.join(choices)}, not {value!r}",
                               field=name)
-    return value
+    if name == "output_format" and value.lower() not in OUTPUT_FORMATS:
+        raise ValidationError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)} "
+                              f"(PCM: the MP3 is encoded locally), not {value!r}", field=name)
+    if name == "model" and not MODEL.fullmatch(value):
+        raise ValidationError(f"model must be an ElevenLabs model id such as "
+                              f"eleven_multilingual_v2, not {value!r}", field=name)
+    if name == "dialogue_language" and not LANGUAGE.fullmatch(value):
+        raise ValidationError(f"dialogue_language must be a two-letter ISO 639-1 code such "
+                              f"as en or de, not {value!r}", field=name)
+    return value.lower() if name in ("output_format", "dialogue_language") else value
 
 
 def _steps(value: Any) -> tuple[str, ...]:
@@ -194,4 +226,4 @@ def _steps(value: Any) -> tuple[str, ...]:
 
 
 __all__ = ["TTS_MODES", "TTS_OPTIONS", "UPLOADS", "AssignmentFlags", "RerunFlags",
-           "check_run_id", "parse_flags"]
+           "TtsOptions", "check_run_id", "parse_flags"]

@@ -66,6 +66,23 @@ def secrets_from(given: SecretsProvider | Mapping[str, str] | None, root: Path
 
 
 def secret_values(environ: Mapping[str, str]) -> list[str]:
-    """The values of the variables that hold credentials (to redact wherever they'd show)."""
-    return [value for name, value in environ.items()
-            if any(word in name.upper() for word in SECRET_WORDS) and value]
+    """The values of the variables that hold credentials (to redact wherever they'd show):
+    those named like one (``TOKEN``, ``KEY``, …) and those ``settings.ENV_VARS`` marks
+    secret (a DSN, a broker URL), with the password inside a URL-shaped value on its own."""
+    from urllib.parse import urlsplit
+
+    from esl_build.settings import ENV_VARS
+
+    found: list[str] = []
+    for name, value in environ.items():
+        marked = "(secret" in ENV_VARS.get(name, "")
+        if not value or not (marked or any(word in name.upper() for word in SECRET_WORDS)):
+            continue
+        found.append(value)
+        try:
+            password = urlsplit(value).password
+        except ValueError:
+            password = None
+        if password:
+            found.append(password)
+    return found

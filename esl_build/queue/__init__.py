@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from esl_build.errors import InfrastructureError, PipelineError, ValidationError
 from esl_build.observability import Event, JsonLinesFile, JsonLinesLogger, Logger, secret_values
 from esl_build.pipeline.flags import check_run_id
+from esl_build.queue.broker import broker_settings
 from esl_build.queue.payload import camel, parse_payload, wire_payload
 from esl_build.queue.status import STATES, TERMINAL, JobStore, now
 from esl_build.settings import QueueSettings, Settings
@@ -70,10 +71,12 @@ class JobQueue:
     ``settings`` come from ``Settings.resolve(...).queue``; ``root`` is the lessons
     repository a worker builds (default: ``settings.root``, else the working folder)."""
 
-    def __init__(self, settings: QueueSettings, *, root: Path | str | None = None):
+    def __init__(self, settings: QueueSettings, *, root: Path | str | None = None,
+                 region: str | None = None, lease_timeout: float = 600.0):
         self.settings = settings
         self.root = Path(root or settings.root or Path.cwd()).resolve()
-        self.celery = _celery(self)
+        self.celery = _celery(self, broker_settings(settings, region=region,
+                                                    lease_timeout=lease_timeout))
         self._store: JobStore | None = None
         self._pipeline: tuple[int, Pipeline] | None = None
 
@@ -81,7 +84,14 @@ class JobQueue:
     def from_environment(cls, env: Mapping[str, str] | None = None, *,
                          root: Path | str | None = None) -> JobQueue:
         """The queue the ``ESL_BUILD_QUEUE_*`` variables describe."""
-        return cls(Settings.resolve(env=env).queue, root=root)
+        return cls.from_settings(Settings.resolve(env=env), root=root)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, root: Path | str | None = None) -> JobQueue:
+        """The queue of ``settings.queue``, with the SQS region (``AWS_REGION``) and the
+        longest lease wait (``ESL_PIPELINE_LEASE_TIMEOUT``; see ``esl_build.queue.broker``)."""
+        return cls(settings.queue, root=root, region=settings.s3.region,
+                   lease_timeout=settings.manifests.lease_timeout)
 
     def __repr__(self) -> str:
         return f"JobQueue({self.settings.name!r}, root={str(self.root)!r})"
@@ -240,16 +250,14 @@ class JobQueue:
         self.pipeline().logger.log(event)
 
 
-def _celery(queue: JobQueue) -> Celery:
+def _celery(queue: JobQueue, broker: dict[str, Any]) -> Celery:
     """The Celery app of ``queue``, with the one task that runs jobs."""
     from celery import Celery
 
     settings = queue.settings
     app = Celery("esl_build", set_as_current=False)
     app.conf.update(
-        broker_url=settings.url.reveal(),
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout,
-                                  **settings.transport_options},
+        **broker,
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.name,
         task_acks_late=True,                   # acknowledged when the job has ended …

@@ -21,19 +21,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.exceptions import HTTPException
 
 from esl_build.errors import PipelineError, ValidationError
 from esl_build.observability import Metrics, PrometheusMetrics
 from esl_build.pipeline import AssignmentFlags, Pipeline
-from esl_build.pipeline.flags import RUN_ID
+from esl_build.pipeline.flags import RUN_ID, TTS_OPTIONS
+from esl_build.queue.payload import camel
 from esl_build.settings import Secret
 
 KEEP_JOBS = 1000  # finished jobs remembered for GET /jobs/{id}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _request_model() -> type[BaseModel]:
@@ -43,13 +40,14 @@ def _request_model() -> type[BaseModel]:
     fields: dict[str, Any] = {"job_id": (Annotated[str | None, Field(
         None, alias="jobId", pattern=f"^{RUN_ID.pattern}$",
         description="your id for the job; becomes the run id in events and manifests")])}
-    for spec in dataclasses.fields(AssignmentFlags):
+    specs = dataclasses.fields(AssignmentFlags)  # the lesson's flags first, then TTS options
+    for spec in sorted(specs, key=lambda spec: spec.name in TTS_OPTIONS):
         default = ... if spec.default is dataclasses.MISSING else spec.default
         kind = hints[spec.name]
         if spec.name == "md":
             kind = Annotated[str, Field(min_length=1, max_length=1024)]
         fields[spec.name] = (kind | None if default is not ... else kind,
-                             Field(default, alias=_camel(spec.name)))
+                             Field(default, alias=camel(spec.name)))
     config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
     model: type[BaseModel] = create_model("JobRequest", __config__=config, **fields)
     return model
@@ -237,16 +235,35 @@ def create_app(pipeline: Pipeline, *, live: bool = False, token: Secret | str | 
     app.state.jobs = jobs
     app.state.pipeline = pipeline
 
+    def token_ok(given: str) -> bool:
+        return secret is None or hmac.compare_digest(given.encode(), secret.reveal().encode())
+
+    def stranger(request: Request) -> JSONResponse | None:
+        """The 401 for a request to a guarded path without the token. A body FastAPI
+        cannot parse is refused before any dependency runs: without this, a stranger would
+        learn what a valid body looks like."""
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        guarded = request.url.path.startswith(("/jobs", "/status"))
+        if guarded and not (scheme.lower() == "bearer" and token_ok(given.strip())):
+            return _error(401, "unauthorized", "a valid bearer token is required",
+                          headers={"WWW-Authenticate": "Bearer"})
+        return None
+
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
         message, field = _first_problem(error)
-        return _error(400, "invalid_request", message, field)
+        return stranger(request) or _error(400, "invalid_request", message, field)
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, error: HTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body it cannot parse, an unknown path, a wrong method),
+        # in the shape of every other answer.
+        kind = "invalid_request" if error.status_code == 400 else "http_error"
+        return stranger(request) or _error(error.status_code, kind, str(error.detail),
+                                           headers=dict(error.headers or {}))
 
     def authorized(credentials: Credentials) -> None:
-        if secret is None:
-            return
-        given = credentials.credentials if credentials else ""
-        if not hmac.compare_digest(given.encode(), secret.reveal().encode()):
+        if not token_ok(credentials.credentials if credentials else ""):
             raise _Unauthorized
 
     @app.exception_handler(_Unauthorized)
@@ -310,12 +327,17 @@ def create_app(pipeline: Pipeline, *, live: bool = False, token: Secret | str | 
         return JSONResponse(JobView(**_queued_view(status)).model_dump(), status_code=202)
 
     @app.get("/jobs/{job_id}", response_model=JobView, responses={
-        401: answers[401], 404: {"model": ErrorBody, "description": "no such job"}},
+        401: answers[401], 404: {"model": ErrorBody, "description": "no such job"},
+        503: {"model": ErrorBody, "description": "the queue's status store is unreachable"}},
         dependencies=[Depends(authorized)], summary="A job's state, steps and errors")
     def get_job(job_id: str) -> Any:
         job = jobs.get(job_id)
         if job is None and queue is not None and RUN_ID.fullmatch(job_id):
-            status = queue.job_status(job_id)
+            try:
+                status = queue.job_status(job_id)
+            except PipelineError as error:  # the status store is unreachable
+                return _error(503, "queue_unavailable", str(error),
+                              headers={"Retry-After": "5"})
             job = _queued_view(status) if status else None
         if job is None:
             return _error(404, "not_found", "no such job", "jobId")
@@ -372,7 +394,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, cwd: Path | str | None = No
             from esl_build.errors import ConfigInvalid
             raise ConfigInvalid(f"ESL_BUILD_SERVICE_MODE=queue needs {error.name}: pip "
                                 "install 'esl-build[queue]'") from None
-        queue = JobQueue(settings.queue, root=pipeline.root)
+        queue = JobQueue.from_settings(settings, root=pipeline.root)
     app = create_app(pipeline, live=service.live, token=service.token,
                      max_jobs=service.max_jobs, queue=queue)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from esl_build.config import Config
 from esl_build.services.protocols import Publisher, Storage, Voice
@@ -12,12 +13,14 @@ _LATER = ("is not part of this esl-build release yet; unset {cred} or set {var}=
           "to use the embedded {default} backend")
 
 
-def publisher_from(settings: Settings) -> Publisher:
+def publisher_from(settings: Settings, config: Callable[[], Config] | None = None
+                   ) -> Publisher:
+    """The publisher; ``config`` gives the student profiles (a Notion target per student)."""
     if settings.publisher == "html":
         from esl_build.services.html import HtmlPublisher
         return HtmlPublisher(settings.site_dir, settings.root)
     from esl_build.services.notion import NotionPublisher
-    return NotionPublisher(settings.notion)
+    return NotionPublisher(settings.notion, config=config)
 
 
 def voice_from(settings: Settings, config: Config | None = None) -> Voice:

@@ -1,7 +1,10 @@
 """The HTML publisher: each lesson becomes a static page in the site folder (embedded default).
 
 ``publish`` renders ``<site_dir>/<lesson id>.html`` with the jinja2 templates in
-``esl_build/templates/`` (autoescaped, so lesson text can never inject markup). Pages are
+``esl_build/templates/`` (autoescaped, so lesson text can never inject markup), from the very
+blocks the Notion publisher sends (``esl_build.notion.render``): one renderer decides what a
+lesson becomes, so the site and the Notion page cannot drift apart (a construct rendered for
+Notion is on the site too; a numbered list counts from 1, as Notion's API has no start). Pages are
 deterministic: no timestamps and no absolute paths, so the same lesson, preset and template
 version always give the same bytes, and every write is atomic (temp file + ``os.replace``).
 
@@ -20,11 +23,11 @@ keeps its audio block: a content edit does not make add-audio run again. Only th
 is carried over from the old file; a page rendered from scratch has no player until
 ``link_audio`` (``durable`` then reports the add-audio output missing).
 
-Preset colours use Notion's colour names (``yellow``, ``purple_background``, ...), mapped to CSS
-classes (``fg-yellow``, ``bg-purple``). Headings 2 and 3 get the preset's ``h2``/``h3`` colour
-wherever they are; on a toggleable heading the class sits on the heading in the summary, so the
-colour never bleeds into the body. A ``toggle`` in an H2's section (the closest heading before
-it among its siblings is an H2) gets ``toggleMap.h2`` on its label text only.
+Colours are the blocks' Notion colours (``yellow``, ``purple_background``, ...; the renderer
+applies the preset), mapped to CSS classes (``fg-yellow``, ``bg-purple``): a block's colour,
+or the colour all its text shares, goes on the element holding the text (a heading, even in
+a toggle's summary, so it never bleeds into the body; a toggle's label); a colour only some
+runs have goes on those runs.
 """
 
 from __future__ import annotations
@@ -44,13 +47,14 @@ from markupsafe import Markup, escape
 from esl_build.errors import ConfigInvalid, PublishError
 from esl_build.files import atomic_write, contains, relative_to, shown
 from esl_build.fingerprint import sha256_bytes
-from esl_build.lesson.model import Block, plain_text
+from esl_build.notion.render import CODE_COLOUR, STUDY_TEXT_ROLE, Node
+from esl_build.notion.render import render as render_blocks
 from esl_build.services.protocols import PageSpec
 
 if TYPE_CHECKING:
     import jinja2
 
-TEMPLATE_VERSION = 4
+TEMPLATE_VERSION = 5
 """Bump whenever the templates or this module change what a page looks like (fingerprints)."""
 
 AUDIO_BLOCK_ID = "esl-build-audio"
@@ -96,23 +100,45 @@ class IndexEntry:
 
 
 @dataclass(frozen=True)
+class _Run:
+    """One rich-text item of a Notion block, for the templates."""
+
+    text: str
+    bold: bool = False
+    italic: bool = False
+    strike: bool = False
+    code: bool = False
+    link: str | None = None
+    classes: str = ""  # its colour, when the runs around it have another
+
+
+@dataclass(frozen=True)
 class _Node:
-    """A block prepared for the templates: lists grouped, anchors and colour classes set."""
+    """A rendered Notion block prepared for the templates: lists grouped, anchors and colour
+    classes set. ``kind`` is the block's type, or ul/ol/li, or study_text."""
 
     kind: str
-    block: Block | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)  # the block's JSON, no children
+    rich: tuple[_Run, ...] = ()
     children: tuple[_Node, ...] = ()
     anchor: str = ""
     classes: str = ""
-    start: int | None = None  # an <ol>'s first number
+    cells: tuple[tuple[tuple[_Run, ...], ...], ...] = ()  # a table's rows
     marker: bool = False      # this study text carries the audio marker region
+
+    @property
+    def text(self) -> str:
+        return "".join(run.text for run in self.rich)
+
+    @property
+    def url(self) -> str:
+        return str((self.payload.get("external") or {}).get("url") or "")
 
 
 @dataclass
 class _PageState:
     """What one render collects while walking the blocks."""
 
-    preset: Mapping[str, Any]
     toc: list[tuple[int, str, str]] = field(default_factory=list)  # (level, anchor, text)
     used: set[str] = field(default_factory=lambda: {AUDIO_BLOCK_ID, "top"})
     marker_placed: bool = False
@@ -170,43 +196,62 @@ def _place_region(text: str, region: str) -> str:
     return text.replace(_TITLE_END, f"{_TITLE_END}\n{region}", 1)
 
 
-def _view(blocks: Sequence[Block], state: _PageState) -> tuple[_Node, ...]:
+def _runs(items: Sequence[Mapping[str, Any]]) -> tuple[tuple[_Run, ...], str]:
+    """A rich-text array as runs, and the colour class they all share ("" if none): a shared
+    colour goes on the element holding the text (a heading, a toggle's label), as Notion
+    shows it, rather than on every run."""
+    colours = {(item.get("annotations") or {}).get("color") or "default" for item in items}
+    shared = colours.pop() if len(colours) == 1 else "default"
+    runs = []
+    for item in items:
+        ann = item.get("annotations") or {}
+        text = item.get("text") or {}
+        colour = ann.get("color") or "default"
+        if ann.get("code") and colour == CODE_COLOUR:
+            colour = shared  # the stylesheet colours code as Notion does
+        runs.append(_Run(str(text.get("content", "")), bool(ann.get("bold")),
+                         bool(ann.get("italic")), bool(ann.get("strikethrough")),
+                         bool(ann.get("code")), (text.get("link") or {}).get("url"),
+                         "" if colour == shared else colour_class(colour)))
+    return tuple(runs), colour_class(shared)
+
+
+def _view(nodes: Sequence[Node], state: _PageState) -> tuple[_Node, ...]:
     """Prepare sibling blocks for the templates (see ``_Node``)."""
-    nodes: list[_Node] = []
-    in_h2_section = False
-    for block in blocks:
-        if block.type.startswith("heading_"):
-            in_h2_section = block.type == "heading_2"
-        if block.type in ("bulleted_list_item", "numbered_list_item"):
-            item = _Node("li", block, _view(block.children, state))
-            kind = "ol" if block.type == "numbered_list_item" else "ul"
-            last = nodes[-1] if nodes else None
+    out: list[_Node] = []
+    for item in nodes:
+        if item.type in ("bulleted_list_item", "numbered_list_item"):
+            runs, classes = _runs(item.payload.get("rich_text") or [])
+            li = _Node("li", item.payload, runs, _view(item.children, state), classes=classes)
+            kind = "ol" if item.type == "numbered_list_item" else "ul"
+            last = out[-1] if out else None
             if last is not None and last.kind == kind:
-                nodes[-1] = _Node(kind, children=(*last.children, item), start=last.start)
+                out[-1] = _Node(kind, children=(*last.children, li))
             else:
-                start = block.number if kind == "ol" and block.number not in (None, 1) else None
-                nodes.append(_Node(kind, children=(item,), start=start))
+                out.append(_Node(kind, children=(li,)))
         else:
-            nodes.append(_view_one(block, state, in_h2_section))
-    return tuple(nodes)
+            out.append(_view_one(item, state))
+    return tuple(out)
 
 
-def _view_one(block: Block, state: _PageState, in_h2_section: bool) -> _Node:
-    if block.type.startswith("heading_"):
-        level = int(block.type[-1])
-        text = plain_text(block.text)
+def _view_one(item: Node, state: _PageState) -> _Node:
+    payload = item.payload
+    runs, classes = _runs(payload.get("rich_text") or payload.get("caption") or [])
+    kind = STUDY_TEXT_ROLE if item.role == STUDY_TEXT_ROLE else item.type
+    if kind.startswith("heading_"):
+        level = int(kind[-1])
+        text = "".join(run.text for run in runs)
         anchor = state.anchor(text)
         state.toc.append((level, anchor, text))
-        classes = colour_class(state.preset.get(f"h{level}")) if level in (2, 3) else ""
-        return _Node("heading", block, _view(block.children, state), anchor, classes)
-    if block.type == "toggle":
-        toggle_map = state.preset.get("toggleMap") or {}
-        classes = colour_class(toggle_map.get("h2")) if in_h2_section else ""
-        return _Node("toggle", block, _view(block.children, state), classes=classes)
-    if block.type == "study_text":
+        classes = " ".join(c for c in (colour_class(payload.get("color")), classes) if c)
+        return _Node(kind, payload, runs, _view(item.children, state), anchor, classes)
+    if kind == STUDY_TEXT_ROLE:
         marker, state.marker_placed = not state.marker_placed, True
-        return _Node("study_text", block, _view(block.children, state), marker=marker)
-    return _Node(block.type, block, _view(block.children, state))
+        return _Node(kind, payload, runs, _view(item.children, state), marker=marker)
+    cells = tuple(tuple(_runs(cell)[0] for cell in row.payload.get("cells") or [])
+                  for row in item.children) if kind == "table" else ()
+    children = () if kind == "table" else _view(item.children, state)
+    return _Node(kind, payload, runs, children, classes=classes, cells=cells)
 
 
 class HtmlPublisher:
@@ -220,6 +265,10 @@ class HtmlPublisher:
         self.project_root = Path(project_root)
         self.settings: dict[str, Any] = {"templateVersion": TEMPLATE_VERSION}
 
+    def settings_for(self, student: str) -> dict[str, Any]:
+        """Every student's pages are made alike."""
+        return self.settings
+
     @cached_property
     def _env(self) -> jinja2.Environment:
         # Built (and jinja2 imported) on first render: up-to-date checks never need it.
@@ -230,7 +279,6 @@ class HtmlPublisher:
             autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
             undefined=jinja2.StrictUndefined)
         env.filters["safe_url"] = _safe_url
-        env.filters["plain"] = plain_text
         env.globals.update(palette=PALETTE, audio_start=Markup(AUDIO_START),
                            audio_end=Markup(AUDIO_END), audio_block_id=AUDIO_BLOCK_ID)
         return env
@@ -254,8 +302,8 @@ class HtmlPublisher:
     def render(self, spec: PageSpec) -> bytes:
         """The page of ``spec`` as bytes, without audio (what ``publish`` writes)."""
         lesson = spec.lesson
-        state = _PageState(spec.preset)
-        nodes = _view(lesson.blocks, state)
+        state = _PageState()
+        nodes = _view(render_blocks(lesson, spec.preset), state)
         html = self._env.get_template("page.html.j2").render(
             lesson=lesson, fm=lesson.frontmatter, nodes=nodes, toc=state.toc,
             index_href=posixpath.relpath("index.html", posixpath.dirname(lesson.id) or "."))

@@ -30,12 +30,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from esl_build.config import Config
 from esl_build.errors import ConfigInvalid, ManifestCorrupt, PublishError
 from esl_build.fingerprint import fingerprint
 from esl_build.lesson.model import Lesson
 from esl_build.notion import sync
 from esl_build.notion.client import MAX_ATTEMPTS, Api, LostWrite, limiter_for
 from esl_build.notion.render import RENDER_VERSION, Node, render, text_field
+from esl_build.notion.target import Targets
 from esl_build.services.protocols import PageSpec
 from esl_build.settings import NotionSettings
 
@@ -55,23 +57,18 @@ class NotionPublisher:
     remote = True
 
     def __init__(self, settings: NotionSettings, *, client: Any = None,
-                 warn: Callable[[str], None] | None = None):
+                 warn: Callable[[str], None] | None = None,
+                 config: Callable[[], Config] | None = None):
         if settings.token is None:
             raise ConfigInvalid("the notion publisher needs NOTION_TOKEN")
-        if not (settings.data_source_id or settings.database_id):
-            raise ConfigInvalid("the notion publisher needs NOTION_DATA_SOURCE_ID or "
-                                "NOTION_DB_ID (the database that receives lesson pages); or "
-                                "unset NOTION_TOKEN or set ESL_BUILD_PUBLISHER=html to use the "
-                                "embedded html publisher (see docs/notion.md)")
+        self.targets = Targets(settings, config)
         self.config = settings
         self._client = client
         self._warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
         self._lock = threading.Lock()
-        self._target: dict[str, Any] | None = None
         self._students: dict[str, str | None] = {}
-        target = ({"dataSource": settings.data_source_id} if settings.data_source_id
-                  else {"database": settings.database_id})
-        self.settings: dict[str, Any] = {"target": target, "render": RENDER_VERSION}
+        self.settings: dict[str, Any] = {"target": self.targets.default,
+                                         "render": RENDER_VERSION}
 
     # -- plumbing ---------------------------------------------------------------------------
     @cached_property
@@ -87,7 +84,8 @@ class NotionPublisher:
         assert self.config.token is not None
         return Client(auth=self.config.token.reveal(),
                       base_url=self.config.base_url or "https://api.notion.com",
-                      notion_version="2025-09-03", retry=False, timeout_ms=60_000,
+                      notion_version="2025-09-03", retry=False,
+                      timeout_ms=round(self.config.timeout * 1000),
                       # failures reach the user as PublishError; the SDK's own lines are noise
                       logger=logging.getLogger("esl_build.notion.sdk"),
                       log_level=logging.ERROR, client=httpx.Client())
@@ -97,29 +95,10 @@ class NotionPublisher:
         return Api(self.sdk, limiter_for(self.config.token.reveal(), self.config.rate),
                    lesson_id=lesson_id, stage=stage, backoff=self.config.backoff)
 
-    def target(self, api: Api) -> dict[str, Any]:
-        """The data source (id, schema) that receives pages: resolved once per run."""
-        with self._lock:
-            if self._target is None:
-                self._target = self._resolve(api)
-            return self._target
-
-    def _resolve(self, api: Api) -> dict[str, Any]:
-        source_id = self.config.data_source_id
-        if not source_id:
-            database = api.call("read database", api.sdk.databases.retrieve,
-                                self.config.database_id)
-            sources = database.get("data_sources") or []
-            if len(sources) != 1:
-                names = ", ".join(f"{s.get('name')!r} ({s.get('id')})" for s in sources) or "none"
-                raise ConfigInvalid(f"NOTION_DB_ID {self.config.database_id} has "
-                                    f"{len(sources)} data sources ({names}); set "
-                                    "NOTION_DATA_SOURCE_ID to the one that receives lessons")
-            source_id = str(sources[0]["id"])
-        source = api.call("read data source", api.sdk.data_sources.retrieve, source_id)
-        schema = {name: str(prop.get("type")) for name, prop in
-                  (source.get("properties") or {}).items()}
-        return {"id": source_id, "schema": schema}
+    def settings_for(self, student: str) -> dict[str, Any]:
+        """What shapes the pages of ``student``'s lessons (in the import fingerprint): the
+        target they go to and the renderer's version."""
+        return {"target": self.targets.of(student), "render": RENDER_VERSION}
 
     # -- properties -------------------------------------------------------------------------
     def properties(self, api: Api, lesson: Lesson, schema: Mapping[str, str]
@@ -203,7 +182,9 @@ class NotionPublisher:
                                   f"id {str(page_id)[:60]!r} is not an id")
         page: Mapping[str, Any] = {}
         if not known.get("pageId"):
-            known = {**self._create(api, lesson, page_props_key, record), "lesson": lesson.id}
+            target = self.targets.resolve(api, self.targets.of(lesson.frontmatter.student))
+            known = {**self._create(api, lesson, target, page_props_key, record),
+                     "lesson": lesson.id}
         else:
             page = api.call("read page", api.sdk.pages.retrieve, known["pageId"])
             if page.get("in_trash") or page.get("archived"):
@@ -211,8 +192,13 @@ class NotionPublisher:
                                "remove remote.import/notion from the manifest to create a "
                                "new one)")
             known["url"] = page.get("url") or known.get("url")
+            parent = page.get("parent") or {}
+            if parent.get("data_source_id"):  # the page stays where it is (docs/notion.md)
+                known["dataSource"] = str(parent["data_source_id"])
         if known.get("props") != page_props_key:
-            schema = self.target(api)["schema"]
+            schema = (self.targets.schema(api, known["dataSource"]) if known.get("dataSource")
+                      else self.targets.resolve(api, self.targets.of(
+                          lesson.frontmatter.student))["schema"])
             props, warnings = self.properties(api, lesson, schema)
             for warning in warnings:
                 self._warn(warning)
@@ -264,9 +250,8 @@ class NotionPublisher:
                                   f"blocks is malformed ({exc}); restore the manifest from git"
                                   ) from None
 
-    def _create(self, api: Api, lesson: Lesson, props_key: str, record: Record | None
-                ) -> dict[str, Any]:
-        target = self.target(api)
+    def _create(self, api: Api, lesson: Lesson, target: Mapping[str, Any], props_key: str,
+                record: Record | None) -> dict[str, Any]:
         found = self._lookup(api, lesson, target)
         if found is None:
             props, warnings = self.properties(api, lesson, target["schema"])
@@ -292,10 +277,11 @@ class NotionPublisher:
             if found is None:
                 raise api.fail("create page: no answer after several tries", retryable=True)
             outputs: dict[str, Any] = {"pageId": str(found["id"]), "url": found.get("url"),
-                                       "props": props_key,
-                       "blocks": []}
+                                       "dataSource": target["id"], "props": props_key,
+                                       "blocks": []}
         else:  # a page made by a run whose answer or manifest write was lost: adopt it
-            outputs = {"pageId": str(found["id"]), "url": found.get("url")}
+            outputs = {"pageId": str(found["id"]), "url": found.get("url"),
+                       "dataSource": target["id"]}
         if record:
             record(dict(outputs))
         return outputs
@@ -392,7 +378,12 @@ class NotionPublisher:
             parent = page.get("studyText") or page["pageId"]
             made = sync.Sender(api).append(parent, [_audio_node(audio_url)], start=True)
             block_id = made[0].id
-        schema = self.target(api)["schema"]
+        if page.get("dataSource"):
+            schema = self.targets.schema(api, str(page["dataSource"]))
+        elif self.targets.default:  # recorded before targets were per student
+            schema = self.targets.resolve(api, self.targets.default)["schema"]
+        else:
+            schema = {}
         name = next((n for n, kind in schema.items()
                      if n.lower() == AUDIO_PROPERTY and kind == "url"), None)
         if name:
@@ -475,10 +466,17 @@ def _conflict_message(lesson: Lesson, conflicts: list[sync.Slot]) -> str:
              "was written to this page:"]
     for slot in conflicts:
         where = f"{lesson.path}:{slot.node.line}" if slot.node else lesson.path
+        made = slot.node or slot.base
+        kind = made.type if made else "block"
+        block = f" (block {slot.base.id})" if slot.base else ""
         ours = sync.text_of(slot.node.block()) if slot.node else "(removed from the lesson)"
         theirs = sync.text_of(slot.notion) if slot.notion else "(deleted in Notion)"
-        lines += [f"  {where}:", f"    lesson: {ours}", f"    Notion: {theirs}"]
-    lines.append(f"  Ways on: NOTION_ON_CONFLICT=force esl-build rerun {lesson.id} --steps "
-                 "import (take the lesson's version), or NOTION_ON_CONFLICT=keep-notion … "
-                 "(keep Notion's), or edit the Markdown to match Notion")
+        lines += [f"  {where}: {kind}{block}", f"    lesson: {ours}", f"    Notion: {theirs}"]
+    task = f"import:{lesson.id}"
+    lines += ["  Ways on:",
+              f"    take the lesson's version:  esl-build build --force {task}",
+              f"                                (doit: NOTION_ON_CONFLICT=force doit {task})",
+              f"    keep Notion's version:      esl-build build --keep-notion {task}",
+              f"                                (doit: NOTION_ON_CONFLICT=keep-notion doit {task})",
+              f"    or edit {lesson.path} to match Notion and build again"]
     return "\n".join(lines)

@@ -56,6 +56,11 @@ class Publisher(Protocol):
     remote: bool
     settings: dict[str, Any]
 
+    def settings_for(self, student: str) -> dict[str, Any]:
+        """The settings that shape the pages of ``student``'s lessons (the import stage's
+        fingerprint): ``settings`` and, for Notion, the student's target."""
+        ...
+
     def publish(self, spec: PageSpec, known: dict[str, Any] | None, *,
                 record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Create the page, or update the one in ``known`` (the last import outputs) in place.

@@ -3,7 +3,8 @@
 boto3 is imported by ``s3_client`` only, when s3 storage or the S3 manifest store is selected.
 
 - **Idempotent.** ``put`` asks for the object first (one HEAD); an object whose ``sha256``
-  metadata equals the audio's is not sent again. New audio goes up with
+  metadata equals the audio's is not sent again (in ``public-read`` mode it is given the ACL,
+  one PutObjectAcl, as it may have been stored in another mode). New audio goes up with
   ``Content-Type: audio/mpeg``, a long ``Cache-Control`` (keys are named by content, so an
   object never changes), its sha256 in the metadata, and in parts above 16 MiB.
 - **URLs are explicit** (``url_mode``): ``public`` is a stable URL for a bucket readable by
@@ -44,7 +45,8 @@ def s3_client(settings: S3Settings) -> Any:
                     retries={"mode": "standard", "max_attempts": 5},
                     request_checksum_calculation=settings.request_checksum,
                     response_checksum_validation=settings.response_checksum,
-                    connect_timeout=10, read_timeout=60)
+                    connect_timeout=min(10, settings.timeout),
+                    read_timeout=settings.timeout)
     return boto3.session.Session().client("s3", region_name=settings.region,
                                           endpoint_url=settings.endpoint_url, config=config)
 
@@ -87,8 +89,9 @@ class S3Storage:
                  public_read: bool = False, presign_seconds: int | None = None,
                  multipart_threshold: int = MULTIPART_THRESHOLD):
         if public_read and presign_seconds:
-            raise ConfigInvalid("S3_PUBLIC_READ and S3_PRESIGN_SECONDS exclude each other: "
-                                "link by a public URL or by a presigned one")
+            raise ConfigInvalid("S3_PUBLIC_READ (--public-read) and S3_PRESIGN_SECONDS "
+                                "(--presign) exclude each other: link by a public URL or by "
+                                "a presigned one")
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -175,6 +178,8 @@ class S3Storage:
             etag = self._upload(path, key, sha256, content_type, where)
         else:
             etag = stored["ETag"] if stored else ""
+            if self.public_read:  # stored before in another mode: it must be readable now
+                self._grant_public_read(key, where)
         return {"bucket": self.bucket, "key": key, "etag": etag, "sha256": sha256,
                 "url": self.url_for(key), "sent": sent}
 
@@ -215,15 +220,24 @@ class S3Storage:
         except (ClientError, S3UploadFailedError) as exc:
             cause = exc if isinstance(exc, ClientError) else (exc.__context__ or exc)
             if self.public_read and error_code(cause) == "AccessControlListNotSupported":
-                raise StorageError(
-                    f"cannot upload {where} with the public-read ACL: the bucket does not "
-                    "allow ACLs (AccessControlListNotSupported). Nothing was uploaded "
-                    "privately. Make the bucket readable by a bucket policy (or a CDN, "
-                    "S3_PUBLIC_BASE_URL) and unset S3_PUBLIC_READ, or link by "
-                    "S3_PRESIGN_SECONDS") from None
+                raise _acls_forbidden(f"cannot upload {where}", "Nothing was uploaded "
+                                      "privately") from None
             raise storage_error(cause, f"cannot upload {where}") from None
         except BotoCoreError as exc:
             raise storage_error(exc, f"cannot upload {where}") from None
+
+    def _grant_public_read(self, key: str, where: str) -> None:
+        """Give an object stored earlier the public-read ACL (one PutObjectAcl)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            self.client.put_object_acl(Bucket=self.bucket, Key=key, ACL="public-read")
+        except ClientError as exc:
+            if error_code(exc) == "AccessControlListNotSupported":
+                raise _acls_forbidden(f"cannot make {where} public-read",
+                                      "The object was left as it was") from None
+            raise storage_error(exc, f"cannot make {where} public-read") from None
+        except BotoCoreError as exc:
+            raise storage_error(exc, f"cannot make {where} public-read") from None
 
     def fetch(self, outputs: dict[str, Any], dest: Path) -> None:
         """Download the object of an earlier ``put`` to ``dest``, atomically."""
@@ -297,6 +311,15 @@ class S3Storage:
     def watched(self, outputs: dict[str, Any]) -> tuple[str, ...]:
         """No local files: the record is trusted."""
         return ()
+
+
+def _acls_forbidden(doing: str, outcome: str) -> StorageError:
+    return StorageError(
+        f"{doing} with the public-read ACL: the bucket does not allow ACLs "
+        f"(AccessControlListNotSupported: its object ownership is BucketOwnerEnforced). "
+        f"{outcome}. Make the bucket readable by a bucket policy (or a CDN, "
+        "S3_PUBLIC_BASE_URL) and drop --public-read / S3_PUBLIC_READ, or link by "
+        "--presign / S3_PRESIGN_SECONDS")
 
 
 def _sha256(path: Path) -> str:

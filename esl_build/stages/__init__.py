@@ -8,6 +8,7 @@ stage's record at once, so a kill loses nothing completed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from esl_build.observability import StageEvents
     from esl_build.project import Project
 
+OUTPUT_MISSING = "output missing"
 MODULES: dict[str, ModuleType] = {"validate": validate, "import": import_page, "tts": tts,
                                   "upload": upload, "add-audio": add_audio}
 
@@ -79,7 +81,7 @@ def status(project: Project, stage: str, lesson_id: str,
     elif not plan.matches(record):
         reason = "changed: " + ", ".join(_changed(record.get("inputs", {}), plan.inputs))
     elif not _durable(project, stage, lesson_id, record, manifest):
-        reason = "output missing"
+        reason = OUTPUT_MISSING
     else:
         reason = ""
     return Status(stage, lesson_id, reason, plan, record)
@@ -167,8 +169,22 @@ def _run(project: Project, stage: str, lesson_id: str, force: bool,
             events.skipped("up to date")
             return Result(stage, lesson_id, ran=False)
         plan = current.plan
-        events.start(reason=current.reason or "forced", fingerprint=plan.fingerprint)
-        outcome: Outcome = MODULES[stage].apply(project, plan, manifest)
+        module = MODULES[stage]
+        # A derived output (``derived = True``: a pure, cheap function of the recorded
+        # inputs, made locally) that is only missing is made again; when it comes out exactly
+        # as recorded, for free, the record stands: no write, no new run id. So a fresh copy
+        # of the repository re-makes its local files without running the stage again.
+        remaking = (current.reason == OUTPUT_MISSING and not force
+                    and getattr(module, "derived", False))
+        if not remaking:
+            events.start(reason=current.reason or "forced", fingerprint=plan.fingerprint)
+        outcome: Outcome = module.apply(project, plan, manifest)
+        if remaking:
+            if outcome.cost == Cost() and _as_json(outcome.outputs) == (
+                    current.record or {}).get("outputs"):
+                events.skipped("up to date: its missing output was made again")
+                return Result(stage, lesson_id, ran=False)
+            events.start(reason=current.reason, fingerprint=plan.fingerprint)
         remote = _is_remote(project, stage)
         doit_records = project.unsaved_doit_records(lesson_id)
 
@@ -183,6 +199,11 @@ def _run(project: Project, stage: str, lesson_id: str, force: bool,
         project.note_recorded(stage, lesson_id)
         events.success(outcome.cost.to_json(), {"backend": plan.backend, **outcome.outputs})
         return Result(stage, lesson_id, ran=True, cost=outcome.cost)
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as a manifest holds it (tuples as lists)."""
+    return json.loads(json.dumps(value))
 
 
 SERVICE_OF = {"import": "publisher", "tts": "voice", "upload": "storage", "add-audio": "publisher"}

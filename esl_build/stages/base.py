@@ -8,6 +8,10 @@ A stage module provides these functions, each given the lesson's manifest as rea
 ``watched(project, lesson_id, record, manifest)``    the local files ``durable`` reads.
 
 The last two are optional: by default the stage's service checks the recorded outputs.
+A module may also say ``derived = True``: its output is a pure, cheap function of its
+recorded inputs, made locally (validate's ``lesson.json``). When only that output is missing
+(a fresh copy of the repository), ``apply`` makes it again and, if the outcome is exactly the
+record's outputs at no cost, the record stands: it is not a run (``stages.run``).
 
 ``plan`` raises ``Waiting`` when an upstream stage has no record yet (doit runs upstream first,
 so inside a build this only happens after an upstream failure).

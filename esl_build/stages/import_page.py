@@ -25,7 +25,8 @@ def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:
     publisher = project.publisher
     return Plan("import", lesson_id, publisher.name,
                 {"page": checked["pageDigest"], "preset": {"name": preset_name, **preset},
-                 "settings": {"backend": publisher.name, **publisher.settings}})
+                 "settings": {"backend": publisher.name,
+                              **publisher.settings_for(checked["student"])}})
 
 
 def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from esl_build.project import Project
 
 PARSER_VERSION = 1  # bump when the same Markdown parses to a different tree
+# lesson.json is a function of the source (its sha256 is an input) and the parser: a copy of
+# the repository that lacks it makes it again without running the stage (stages.run).
+# Later stages read the parsed Lesson, never the file.
+derived = True
 
 
 def plan(project: Project, lesson_id: str, manifest: dict[str, Any]) -> Plan:

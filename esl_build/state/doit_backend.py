@@ -62,6 +62,7 @@ class ManifestBackend:
         self._answers: dict[str, dict[str, Any] | None] = {}  # task id → its record
         self._lock = threading.Lock()
         self._failed: list[tuple[Any, str, BaseFail]] = []  # (runner, task id, failure)
+        self._up_to_date_seen: set[str] = set()  # tasks whose skipped event was emitted
 
     # -- reads ------------------------------------------------------------------------------
     def _record(self, task_id: str) -> dict[str, Any] | None:
@@ -93,8 +94,24 @@ class ManifestBackend:
         return saved
 
     def get(self, task_id: str, dependency: str) -> Any:
+        if dependency == "_values_:":
+            self._up_to_date(task_id)
         record = self._record(task_id)
         return None if record is None else record.get(dependency)
+
+    def _up_to_date(self, task_id: str) -> None:
+        """Emit ``stage.<stage>.skipped`` once for a stage doit found up to date.
+
+        doit 0.37 reads a task's ``_values_:`` only right after it decides the task is up to
+        date (``Runner.select_task``; or for another task's ``getargs``, which our tasks do
+        not use), and tells a backend nothing else then; a pipeline run emits the same event
+        for an up-to-date stage. Pinned by tests/integration/test_pipeline.py."""
+        route = _route(task_id)
+        with self._lock:
+            if route is None or task_id in self._up_to_date_seen:
+                return
+            self._up_to_date_seen.add(task_id)
+        self.project.observer.stage(*route).skipped("up to date")
 
     def in_(self, task_id: str) -> bool:
         return self._record(task_id) is not None

@@ -77,6 +77,9 @@ def loads(data: bytes, *, where: str, lesson_id: str, source: str,
         except RecursionError:
             raise ManifestCorrupt(f"{where}: nested too deeply to be a manifest; "
                                   f"{_RESTORE}") from None
+        except ValueError:  # an integer of thousands of digits (Python's limit is 4,300)
+            raise ManifestCorrupt(f"{where}: holds a number too long to be a manifest's; "
+                                  f"{_RESTORE}") from None
     if not isinstance(doc, dict):
         raise ManifestCorrupt(f"{where}: a manifest must be a JSON object")
     if "schemaVersion" not in doc and not {"stages", "doit", "remote"}.isdisjoint(doc):

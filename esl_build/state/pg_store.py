@@ -34,14 +34,8 @@ from typing import TYPE_CHECKING, Any
 from esl_build.errors import ConfigInvalid, LeaseHeld, StateError, WriteConflict
 from esl_build.files import relative_to
 from esl_build.state import manifest as mf
-from esl_build.state.stores import (
-    Change,
-    Lease,
-    Version,
-    kept_alive,
-    owner_id,
-    update_manifest,
-)
+from esl_build.state.listed import ListedStore
+from esl_build.state.stores import Lease, Version, kept_alive, owner_id
 
 if TYPE_CHECKING:
     from esl_build.settings import Secret, Settings
@@ -73,23 +67,20 @@ INSERT INTO esl_schema (name, version) VALUES ('manifests', 1) ON CONFLICT (name
 _MIGRATE_LOCK = 0x65736C  # pg_advisory_xact_lock key: two first users don't race on DDL
 
 
-class PostgresManifestStore:
-    """One row per lesson manifest in ``esl_manifests`` under ``namespace``."""
+class PostgresManifestStore(ListedStore):
+    """One row per lesson manifest in ``esl_manifests`` under ``namespace``; the rows'
+    version numbers are the stamps (``ListedStore``)."""
 
     def __init__(self, dsn: Secret, *, namespace: str = "", sources: str = "lessons",
                  lease_ttl: float = 60.0, lease_timeout: float = 600.0, poll: float = 0.2):
+        super().__init__(sources)
         self._dsn = dsn
         self.namespace = namespace
-        self.sources = sources  # the lessons folder relative to the project, for "source"
         self.lease_ttl = lease_ttl
         self.lease_timeout = lease_timeout
         self.poll = poll
         self._conn: Any = None
         self._conn_lock = threading.RLock()
-        self._listed: dict[str, int] | None = None  # lesson id → version, one query per run
-        self._cache: dict[str, tuple[int, mf.Manifest]] = {}
-        self._generation: dict[str, int] = {}
-        self._guard = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresManifestStore:
@@ -154,54 +145,18 @@ class PostgresManifestStore:
         where = f"{self.namespace}/" if self.namespace else ""
         return f"postgres:esl_manifests/{where}{lesson_id}"
 
-    def generation(self, lesson_id: str) -> int:
-        return self._generation.get(lesson_id, 0)
-
-    def invalidate(self, lesson_id: str) -> None:
-        """Another process may have written this manifest: read it afresh next time."""
-        with self._guard:
-            self._cache.pop(lesson_id, None)
-            if self._listed is not None:
-                self._listed.pop(lesson_id, None)
-                self._listed = None
-            self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
-
-    def new_run(self) -> None:
-        with self._guard:
-            self._listed = None
-
-    def _listing(self) -> dict[str, int]:
-        with self._guard:
-            if self._listed is None:
-                rows = self._query("SELECT lesson, version FROM esl_manifests "
-                                   "WHERE namespace = %s", (self.namespace,)).fetchall()
-                self._listed = {lesson: version for lesson, version in rows}
-            return self._listed
-
-    def ids(self) -> Iterator[str]:
-        yield from sorted(self._listing())
-
-    def stamp(self, lesson_id: str) -> Any:
-        """The manifest's version as listed at the start of this run (or as we wrote it)."""
-        return self._listing().get(lesson_id)
-
     # -- reads and writes -----------------------------------------------------------------
-    def read(self, lesson_id: str) -> mf.Manifest | None:
-        version = self.stamp(lesson_id)
-        if version is None:
-            return None
-        with self._guard:
-            hit = self._cache.get(lesson_id)
-        if hit and hit[0] == version:
-            return hit[1]
-        doc, _ = self.read_versioned(lesson_id)
-        return doc
+    def _list(self) -> dict[str, int]:
+        rows = self._query("SELECT lesson, version FROM esl_manifests WHERE namespace = %s",
+                           (self.namespace,)).fetchall()
+        return {lesson: version for lesson, version in rows}
 
     def read_versioned(self, lesson_id: str) -> tuple[mf.Manifest | None, Version]:
         row = self._query("SELECT body, version FROM esl_manifests "
                           "WHERE namespace = %s AND lesson = %s",
                           (self.namespace, lesson_id)).fetchone()
         if row is None:
+            self._forget(lesson_id)
             return None, None
         body, version = row
         doc = mf.loads(body.encode(), where=self.location(lesson_id), lesson_id=lesson_id,
@@ -224,34 +179,14 @@ class PostgresManifestStore:
                                (body, version, self.namespace, lesson_id, int(expect))).rowcount
         if done != 1:
             raise WriteConflict(f"{self.location(lesson_id)} changed since it was read")
-        with self._guard:
-            self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
-        self._remember(lesson_id, version, json.loads(body))
+        self._remember(lesson_id, version, json.loads(body), wrote=True)
         return str(version)
-
-    def _remember(self, lesson_id: str, version: int, doc: mf.Manifest) -> None:
-        with self._guard:
-            self._cache[lesson_id] = (version, doc)
-            if self._listed is not None:
-                self._listed[lesson_id] = version
-
-    def update(self, lesson_id: str, change: Change) -> mf.Manifest:
-        """Apply ``change``; a concurrent write makes it re-read and re-apply (merge)."""
-        doc, _ = update_manifest(self, lesson_id, change,
-                                 lambda: mf.new_manifest(lesson_id, self._source(lesson_id)))
-        return doc
 
     def delete(self, lesson_id: str) -> None:
         """Remove a lesson's manifest (tests and migrations)."""
         self._query("DELETE FROM esl_manifests WHERE namespace = %s AND lesson = %s",
                     (self.namespace, lesson_id))
-        with self._guard:
-            self._cache.pop(lesson_id, None)
-            if self._listed is not None:
-                self._listed.pop(lesson_id, None)
-
-    def _source(self, lesson_id: str) -> str:
-        return f"{self.sources}/{lesson_id}.md"
+        self._forget(lesson_id)
 
     # -- leases ---------------------------------------------------------------------------
     @contextlib.contextmanager

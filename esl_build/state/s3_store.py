@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -31,15 +30,8 @@ from esl_build.errors import ConfigInvalid, LeaseHeld, StateError, WriteConflict
 from esl_build.files import relative_to
 from esl_build.services.s3 import error_code, s3_client, storage_error
 from esl_build.state import manifest as mf
-from esl_build.state.stores import (
-    Change,
-    Lease,
-    Version,
-    kept_alive,
-    owner_id,
-    places_of,
-    update_manifest,
-)
+from esl_build.state.listed import ListedStore
+from esl_build.state.stores import Lease, Version, kept_alive, owner_id, places_of
 
 if TYPE_CHECKING:
     from esl_build.settings import Settings
@@ -49,28 +41,24 @@ _MISSING = {"404", "NoSuchKey", "NotFound"}
 _CONFLICT = {"412", "PreconditionFailed", "409", "ConditionalRequestConflict"}
 
 
-class S3ManifestStore:
-    """One manifest object per lesson in ``bucket`` under ``prefix``/``base``."""
+class S3ManifestStore(ListedStore):
+    """One manifest object per lesson in ``bucket`` under ``prefix``/``base``; the listing's
+    ETags are the stamps (``ListedStore``)."""
 
     def __init__(self, client: Any, *, bucket: str, prefix: str = "", base: str = "lessons",
                  sources: str = "lessons", lease_ttl: float = 60.0,
                  lease_timeout: float = 600.0, poll: float = 0.2,
                  places: mf.Places | None = None):
+        super().__init__(sources)
         self.client = client
         self.bucket = bucket
         self.base = "/".join(part for part in (prefix.strip("/"), base.strip("/")) if part)
         self.lease_base = "/".join(part for part in (prefix.strip("/"), ".leases",
                                                      base.strip("/")) if part)
-        self.sources = sources  # the lessons folder relative to the project, for "source"
         self.lease_ttl = lease_ttl
         self.lease_timeout = lease_timeout
         self.poll = poll
         self.places = places  # where local paths in a manifest may point (see mf.loads)
-        self._listed: dict[str, str] | None = None  # lesson id → ETag, from one LIST per run
-        self._cache: dict[str, tuple[str, mf.Manifest]] = {}
-        self._generation: dict[str, int] = {}
-        self._stale: set[str] = set()  # written by another process during this run
-        self._guard = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: Settings, client: Any | None = None) -> S3ManifestStore:
@@ -100,21 +88,7 @@ class S3ManifestStore:
     def location(self, lesson_id: str) -> str:
         return f"s3://{self.bucket}/{self.key(lesson_id)}"
 
-    def generation(self, lesson_id: str) -> int:
-        return self._generation.get(lesson_id, 0)
-
     # -- listing --------------------------------------------------------------------------------
-    def new_run(self) -> None:
-        with self._guard:
-            self._listed = None
-            self._stale.clear()
-
-    def _listing(self) -> dict[str, str]:
-        with self._guard:
-            if self._listed is None:
-                self._listed = self._list()
-            return self._listed
-
     def _list(self) -> dict[str, str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -132,37 +106,7 @@ class S3ManifestStore:
             raise _state_error(exc, f"cannot list s3://{self.bucket}/{start}") from None
         return found
 
-    def ids(self) -> Iterator[str]:
-        yield from sorted(self._listing())
-
-    def stamp(self, lesson_id: str) -> Any:
-        """The manifest's ETag as listed at the start of this run (or as we wrote it)."""
-        if lesson_id in self._stale:
-            self.read_versioned(lesson_id)
-        return self._listing().get(lesson_id)
-
-    def invalidate(self, lesson_id: str) -> None:
-        with self._guard:
-            self._stale.add(lesson_id)
-            self._cache.pop(lesson_id, None)
-            self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
-
     # -- reads and writes ---------------------------------------------------------------------
-    def read(self, lesson_id: str) -> mf.Manifest | None:
-        """The manifest, from this run's listing and cache: a GET only when the listed
-        ETag differs from the cached copy's."""
-        if lesson_id in self._stale:
-            return self.read_versioned(lesson_id)[0]
-        etag = self.stamp(lesson_id)
-        if etag is None:
-            return None
-        with self._guard:
-            hit = self._cache.get(lesson_id)
-        if hit and hit[0] == etag:
-            return hit[1]
-        doc, _ = self.read_versioned(lesson_id)
-        return doc
-
     def read_versioned(self, lesson_id: str) -> tuple[mf.Manifest | None, Version]:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -171,10 +115,7 @@ class S3ManifestStore:
             data = answer["Body"].read()
         except ClientError as exc:
             if error_code(exc) in _MISSING:
-                with self._guard:
-                    self._stale.discard(lesson_id)
-                    if self._listed is not None:
-                        self._listed.pop(lesson_id, None)
+                self._forget(lesson_id)
                 return None, None
             raise _state_error(exc, f"cannot read {self.location(lesson_id)}") from None
         except BotoCoreError as exc:
@@ -201,34 +142,13 @@ class S3ManifestStore:
         except BotoCoreError as exc:
             raise _state_error(exc, f"cannot write {self.location(lesson_id)}") from None
         etag = str(answer["ETag"])
-        with self._guard:
-            self._generation[lesson_id] = self._generation.get(lesson_id, 0) + 1
-        self._remember(lesson_id, etag, json.loads(mf.dumps(manifest)))
+        self._remember(lesson_id, etag, json.loads(mf.dumps(manifest)), wrote=True)
         return etag
-
-    def _remember(self, lesson_id: str, etag: str, doc: mf.Manifest) -> None:
-        with self._guard:
-            self._cache[lesson_id] = (etag, doc)
-            self._stale.discard(lesson_id)
-            if self._listed is not None:
-                self._listed[lesson_id] = etag
-
-    def update(self, lesson_id: str, change: Change) -> mf.Manifest:
-        """Apply ``change``; a concurrent write makes it re-read and re-apply (merge)."""
-        doc, _ = update_manifest(self, lesson_id, change,
-                                 lambda: mf.new_manifest(lesson_id, self._source(lesson_id)))
-        return doc
 
     def delete(self, lesson_id: str) -> None:
         """Remove a lesson's manifest (tests and migrations)."""
         self.client.delete_object(Bucket=self.bucket, Key=self.key(lesson_id))
-        with self._guard:
-            self._cache.pop(lesson_id, None)
-            if self._listed is not None:
-                self._listed.pop(lesson_id, None)
-
-    def _source(self, lesson_id: str) -> str:
-        return f"{self.sources}/{lesson_id}.md"
+        self._forget(lesson_id)
 
     # -- leases ---------------------------------------------------------------------------------
     def lease_key(self, lesson_id: str) -> str:

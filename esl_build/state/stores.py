@@ -33,10 +33,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISLNK
 from typing import TYPE_CHECKING, Any, Protocol
 
-from esl_build.errors import LeaseHeld, StateError, WriteConflict
-from esl_build.files import atomic_write, file_lock, shown
+from esl_build.errors import LeaseHeld, ManifestCorrupt, StateError, WriteConflict
+from esl_build.files import atomic_write, contains, file_lock, shown
 from esl_build.fingerprint import sha256_bytes
 from esl_build.state import manifest as mf
 
@@ -149,7 +150,17 @@ def kept_alive(lease: Lease, ttl: float, renew: Callable[[], None],
                 release()
 
 
-def update_manifest(store: ManifestStore, lesson_id: str, change: Change,
+class Versioned(Protocol):
+    """What ``update_manifest`` needs of a store: versioned reads and conditional writes."""
+
+    def location(self, lesson_id: str) -> str: ...
+
+    def read_versioned(self, lesson_id: str) -> tuple[mf.Manifest | None, Version]: ...
+
+    def write(self, lesson_id: str, manifest: mf.Manifest, *, expect: Version) -> Version: ...
+
+
+def update_manifest(store: Versioned, lesson_id: str, change: Change,
                     new: Callable[[], mf.Manifest]) -> tuple[mf.Manifest, bool]:
     """Read, change, write-if-unchanged; on a conflict re-read and re-apply ``change``.
 
@@ -235,10 +246,27 @@ class FileManifestStore:
     def stamp(self, lesson_id: str) -> Any:
         """(inode, mtime, size) of the manifest file, or None when there is none."""
         try:
-            stat = os.stat(self._path(lesson_id))
+            stat = os.lstat(self._path(lesson_id))
         except FileNotFoundError:
             return None
+        if S_ISLNK(stat.st_mode):
+            stat = os.stat(self._linked(lesson_id))
         return [stat.st_ino, stat.st_mtime_ns, stat.st_size]
+
+    def _linked(self, lesson_id: str) -> str:
+        """The file a manifest that is a symbolic link points to, if it lies inside the
+        repository. A link to nothing is no "no manifest yet" (that would publish a second
+        page), and one to a file outside could feed the build another file's contents."""
+        path = self._path(lesson_id)
+        where = self.location(lesson_id)
+        if not os.path.exists(path):
+            raise ManifestCorrupt(f"{where}: is a symbolic link to "
+                                  f"{json.dumps(os.readlink(path), ensure_ascii=False)}, which "
+                                  "does not exist; fix the link or restore the manifest")
+        if not contains(self.root, path):
+            raise ManifestCorrupt(f"{where}: is a symbolic link to a file outside the "
+                                  "repository; copy the manifest in instead")
+        return path
 
     def read(self, lesson_id: str) -> mf.Manifest | None:
         """The manifest, or None when the lesson has none yet. Cached by the file's identity
@@ -258,6 +286,8 @@ class FileManifestStore:
         return doc
 
     def read_versioned(self, lesson_id: str) -> tuple[mf.Manifest | None, Version]:
+        if os.path.islink(self._path(lesson_id)):
+            self._linked(lesson_id)
         try:
             data = self.path(lesson_id).read_bytes()
         except FileNotFoundError:

@@ -7,7 +7,8 @@ variables that aim esl-build (and the real ``notion-client`` SDK) at it::
         repo.doit(env=fake.env)
         assert fake.count("POST", "/v1/pages") == 1
 
-What it keeps in memory: data sources (with a property schema) under databases, pages in
+What it keeps in memory: data sources (with a property schema) under databases (found by
+``POST /v1/search``, filtered to ``page`` or ``data_source`` as in 2025-09-03), pages in
 them, and blocks (a tree under each page), with ``created_time``/``last_edited_time`` and
 ``last_edited_by`` (the integration's bot user, or ``HUMAN`` for edits made with
 ``human_edit``/``human_insert``/``human_delete``, a teacher working in the Notion app).
@@ -17,7 +18,9 @@ array, more than 2 levels of nesting in one request, ``text.content`` over 2,000
 more than 100 rich-text items, more than 1,000 blocks or 500 KB in a request, a column list
 without 2 non-empty columns, a table row whose width differs from the table's, a code block
 with an unknown language, properties the data source lacks or of the wrong type, and
-multi-select options containing commas. A wrong token is 401 ``unauthorized``.
+multi-select options containing commas, an append with both ``after`` and ``position`` (or
+``after`` under Notion-Version 2026-03-11, or an unknown key). A wrong token is 401
+``unauthorized``.
 
 Throttling: a token bucket per token (``rate`` requests/s, ``burst``), answered with 429
 ``rate_limited`` and an integer ``Retry-After``; ``rate=None`` disables it. Faults: with
@@ -116,10 +119,12 @@ class FakeNotion:
         self._thread.start()
 
     # -- set-up -----------------------------------------------------------------------------
-    def add_data_source(self, source_id: str, name: str, schema: dict[str, str]) -> None:
-        """A data source (under the fake's one database) with ``schema``: name → type."""
+    def add_data_source(self, source_id: str, name: str, schema: dict[str, str], *,
+                        database: str | None = None) -> None:
+        """A data source with ``schema`` (name → type), in ``database`` (default: the fake's
+        first database, which holds the lessons and students data sources)."""
         self.sources[source_id] = {
-            "name": name, "database": self.database_id,
+            "name": name, "database": database or self.database_id,
             "properties": {key: {"id": f"p{i}", "name": key, "type": kind, kind: {}}
                            for i, (key, kind) in enumerate(schema.items())}}
 
@@ -254,7 +259,7 @@ class FakeNotion:
             self._throttle()
             lost = self._planned(method, record.path) or self._fault(method)
             with self.lock:
-                status, answer = self._route(method, path, body)
+                status, answer = self._route(method, path, body, headers["notion-version"])
             if lost:
                 raise _Refused(502, "internal_server_error", "Bad gateway (write applied).")
         except _Refused as refused:
@@ -305,7 +310,8 @@ class FakeNotion:
         raise _Refused(self.random.choice([500, 502, 503, 504, 529]), "service_unavailable",
                        "Notion is unavailable, please try again later.")
 
-    def _route(self, method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+    def _route(self, method: str, path: str, body: Any, version: str = "2025-09-03"
+               ) -> tuple[int, dict[str, Any]]:
         url = path.split("?")[0].rstrip("/")
         query = dict(p.split("=", 1) for p in path.split("?")[1].split("&")) if "?" in path else {}
         parts = url.split("/")[2:]  # drop "", "v1"
@@ -313,9 +319,13 @@ class FakeNotion:
         match (method, parts):
             case ("GET", ["data_sources", sid]):
                 return 200, self._source_json(sid)
-            case ("GET", ["databases", did]) if did == self.database_id:
+            case ("GET", ["databases", did]) if any(s["database"] == did
+                                                    for s in self.sources.values()):
                 return 200, {"object": "database", "id": did, "data_sources": [
-                    {"id": sid, "name": s["name"]} for sid, s in self.sources.items()]}
+                    {"id": sid, "name": s["name"]} for sid, s in self.sources.items()
+                    if s["database"] == did]}
+            case ("POST", ["search"]):
+                return 200, self._search(body)
             case ("POST", ["data_sources", sid, "query"]):
                 return 200, self._query(sid, body)
             case ("POST", ["pages"]):
@@ -327,7 +337,7 @@ class FakeNotion:
             case ("GET", ["blocks", bid, "children"]):
                 return 200, self._list(bid, query)
             case ("PATCH", ["blocks", bid, "children"]):
-                return 200, self._append(bid, body)
+                return 200, self._append(bid, body, version)
             case ("GET", ["blocks", bid]):
                 return 200, self._block_json(self._get(bid))
             case ("PATCH", ["blocks", bid]):
@@ -351,7 +361,7 @@ class FakeNotion:
         source = self.sources.get(sid)
         if source is None:
             raise _Refused(404, "object_not_found", f"Could not find data_source with ID: {sid}.")
-        return {"object": "data_source", "id": sid,
+        return {"object": "data_source", "id": sid, "in_trash": False,
                 "title": [_text(source["name"]) | {"plain_text": source["name"]}],
                 "parent": {"type": "database_id", "database_id": source["database"]},
                 "properties": source["properties"]}
@@ -461,7 +471,7 @@ class FakeNotion:
         return {"object": "list", "results": [self._block_json(self.nodes[c]) for c in chunk],
                 "has_more": more, "next_cursor": live[start + size] if more else None}
 
-    def _append(self, bid: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _append(self, bid: str, body: dict[str, Any], version: str) -> dict[str, Any]:
         parent = self._get(bid)
         if parent.archived:
             raise _Refused(400, "validation_error", "Can't edit block that is archived.")
@@ -469,17 +479,72 @@ class FakeNotion:
         if not children:
             raise _Refused(400, "validation_error", "body.children should be defined.")
         self._check_blocks(children)
-        after = body.get("after")
-        position = body.get("position") or {}
-        if position.get("type") == "after_block":
-            after = position["after_block"]["id"]
-        start = position.get("type") == "start"
+        after, start = self._position(body, version)
         if after and (after not in parent.children or self.nodes[after].archived):
             raise _Refused(400, "validation_error", f"Block {after} is not a child of {bid}.")
         made = self._insert(parent, children, after, at_start=start)
         self._touch(parent, BOT)
         return {"object": "list", "results": [self._block_json(n) for n in made],
                 "has_more": False, "next_cursor": None}
+
+    @staticmethod
+    def _position(body: dict[str, Any], version: str) -> tuple[str | None, bool]:
+        """Where an append goes: (after this block, at the start). ``position`` came in
+        January 2026 as a compatible addition (2025-09-03 accepts it) and cannot be sent
+        with ``after``, which 2026-03-11 no longer accepts."""
+        unknown = set(body) - {"children", "after", "position"}
+        if unknown:
+            raise _Refused(400, "validation_error",
+                           f"body failed validation: body.{sorted(unknown)[0]} should be not "
+                           "present.")
+        if "after" in body and "position" in body:
+            raise _Refused(400, "validation_error", "body failed validation: after and "
+                           "position cannot both be provided.")
+        if "after" in body and version >= "2026-03-11":
+            raise _Refused(400, "validation_error", "body failed validation: body.after should "
+                           "be not present, instead was given. Use position instead.")
+        if "after" in body:
+            return str(body["after"]), False
+        position = body.get("position")
+        if position is None:
+            return None, False
+        kind = position.get("type") if isinstance(position, dict) else None
+        if kind == "after_block" and isinstance(position.get("after_block"), dict) and \
+                set(position) == {"type", "after_block"}:
+            return str(position["after_block"].get("id")), False
+        if kind in ("start", "end") and set(position) == {"type"}:
+            return None, kind == "start"
+        raise _Refused(400, "validation_error", "body failed validation: body.position should "
+                       "be one of {type: after_block, after_block: {id}}, {type: start}, "
+                       "{type: end}.")
+
+    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/search`` as in 2025-09-03: titles containing ``query`` (any case),
+        filtered to pages or data sources (``database`` is no longer a search object)."""
+        unknown = set(body) - {"query", "filter", "sort", "start_cursor", "page_size"}
+        if unknown:
+            raise _Refused(400, "validation_error",
+                           f"body failed validation: body.{sorted(unknown)[0]} should be not "
+                           "present.")
+        wanted = body.get("filter")
+        if wanted is not None and (not isinstance(wanted, dict) or wanted.get("property") !=
+                                   "object" or wanted.get("value") not in ("page",
+                                                                           "data_source")):
+            raise _Refused(400, "validation_error", "body failed validation: body.filter.value "
+                           "should be `\"page\"` or `\"data_source\"`.")
+        query = str(body.get("query") or "").casefold()
+        results: list[dict[str, Any]] = []
+        if wanted is None or wanted["value"] == "data_source":
+            results += [self._source_json(sid) for sid, source in self.sources.items()
+                        if query in source["name"].casefold()]
+        if wanted is None or wanted["value"] == "page":
+            results += [self._page_json(n) for n in self.nodes.values() if n.kind == "page"
+                        and not n.archived and query in self.title(n).casefold()]
+        size = min(int(body.get("page_size") or 100), 100)
+        start = int(body.get("start_cursor") or 0)
+        more = start + size < len(results)
+        return {"object": "list", "results": results[start:start + size], "has_more": more,
+                "next_cursor": str(start + size) if more else None}
 
     def _insert(self, parent: _Node, blocks: list[dict[str, Any]], after: str | None, *,
                 at_start: bool = False) -> list[_Node]:

@@ -2,6 +2,13 @@
 
 Requests are counted where the server receives them, so those of every process (doit
 workers, subprocesses) are seen. Needs the ``moto[server]`` test extra.
+
+moto records a bucket's object ownership but does not act on it; this server does, as S3
+does: on a bucket whose ownership is ``BucketOwnerEnforced`` (set by
+``PutBucketOwnershipControls`` or ``CreateBucket``'s ``ObjectOwnership``), a request that
+sets an ACL other than ``bucket-owner-full-control`` is refused with ``400
+AccessControlListNotSupported`` and changes nothing. Buckets are found by path-style
+addressing (``S3_ADDRESSING_STYLE=path``), which is how esl-build's tests reach moto.
 """
 
 from __future__ import annotations
@@ -9,6 +16,10 @@ from __future__ import annotations
 from collections import Counter
 from threading import Lock
 from typing import Any
+
+_REFUSED = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
+            b"<Code>AccessControlListNotSupported</Code>"
+            b"<Message>The bucket does not allow ACLs</Message></Error>")
 
 
 class CountingMotoServer:
@@ -30,13 +41,20 @@ class CountingMotoServer:
         def app(environ: dict[str, Any], start_response: Any) -> Any:
             with lock:
                 self.requests[environ["REQUEST_METHOD"]] += 1
+            if _sets_forbidden_acl(environ):
+                start_response("400 Bad Request", [("Content-Type", "application/xml"),
+                                                   ("Content-Length", str(len(_REFUSED)))])
+                return [_REFUSED]
             return moto_app(environ, start_response)
 
+        class Quiet(MotoRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass  # counted above; a line per request would drown a benchmark's output
 
         class Counting(ThreadedMotoServer):
             def _server_entry(self) -> None:
                 self._server = make_server("127.0.0.1", 0, app, True,
-                                           request_handler=MotoRequestHandler)
+                                           request_handler=Quiet)
                 self._server_ready_event.set()
                 self._server.serve_forever()
 
@@ -47,3 +65,27 @@ class CountingMotoServer:
 
     def stop(self) -> None:
         self._moto.stop()
+
+
+def _sets_forbidden_acl(environ: dict[str, Any]) -> bool:
+    """A request that sets an ACL (``x-amz-acl`` or a grant header) on a bucket whose object
+    ownership is ``BucketOwnerEnforced``."""
+    acl = environ.get("HTTP_X_AMZ_ACL")
+    grants = any(name.startswith("HTTP_X_AMZ_GRANT_") for name in environ)
+    if environ["REQUEST_METHOD"] not in ("PUT", "POST") or not (grants or (
+            acl and acl != "bucket-owner-full-control")):
+        return False
+    bucket = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
+    return bool(bucket) and _ownership(bucket) == "BucketOwnerEnforced"
+
+
+def _ownership(bucket: str) -> str | None:
+    """The object ownership moto holds for ``bucket`` (in any account), or None."""
+    from moto.s3.models import s3_backends
+
+    for account in list(s3_backends):
+        found = s3_backends[account]["global"].buckets.get(bucket)
+        if found is not None:
+            rule: object = found.ownership_rule  # typed a dict by moto; it holds the name
+            return rule if isinstance(rule, str) else None
+    return None

@@ -294,8 +294,24 @@ def test_the_cache_of_verified_lessons_is_only_a_cache(repo):
     assert repo.doit().ran == set()
     cache.unlink()
     assert repo.doit().ran == set()
-    repo.path("build/unit1/lesson.json").unlink()  # an output the verdict depended on
+    lesson_json = repo.path("build/unit1/lesson.json")
+    data, manifests = lesson_json.read_bytes(), repo.manifest_bytes()
+    lesson_json.unlink()  # an output the verdict depended on: made again, not a new run
+    assert repo.doit().ran == set()
+    assert lesson_json.read_bytes() == data and repo.manifest_bytes() == manifests
+
+
+def test_a_missing_lesson_json_made_otherwise_than_recorded_is_a_run(repo):
+    """Making a derived output again keeps the record only when it comes out as recorded."""
+    built(repo)
+    path = repo.path("lessons/unit1.manifest.json")
+    manifest = json.loads(path.read_text())
+    manifest["stages"]["validate"]["outputs"]["warnings"] = 99  # not what the lesson gives
+    path.write_text(json.dumps(manifest))
+    repo.path("build/unit1/lesson.json").unlink()
     assert repo.doit().ran == {"validate:unit1"}
+    assert stage_record(repo, "unit1", "validate")["outputs"]["warnings"] == 0
+    assert repo.path("build/unit1/lesson.json").is_file() and repo.doit().ran == set()
 
 
 @pytest.mark.parametrize("mode", ["thread", "process"])

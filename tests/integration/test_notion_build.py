@@ -161,22 +161,6 @@ def test_a_teacher_and_the_lesson_editing_one_block_stop_that_lesson_only(
     assert "Practise a long conversation." in fake.page_text(page)
 
 
-def test_keep_notion_keeps_the_teachers_block_and_applies_the_rest(
-        tmp_path: Path, fake: FakeNotion) -> None:
-    repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text()})
-    ok(build(repo, fake))
-    page = page_id(repo, "unit1")
-    why = block_with(fake, page, "It helps you speak")
-    fake.human_edit(why.id, "Teacher's words.")
-    repo.edit("unit1", "It helps you speak with confidence.", "It helps you speak fluently.")
-    repo.edit("unit1", "Practise a short conversation.", "Practise a long conversation.")
-    ok(build(repo, fake, NOTION_ON_CONFLICT="keep-notion"))
-    assert fake.text_of(fake.nodes[why.id]) == "Teacher's words."
-    assert "Practise a long conversation." in fake.page_text(page)
-    again = build(repo, fake)  # the lesson is reconciled: no conflict any more
-    ok(again)
-
-
 def test_blocks_a_teacher_added_survive_rebuilds(tmp_path: Path, fake: FakeNotion) -> None:
     repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text()})
     ok(build(repo, fake))
@@ -196,6 +180,7 @@ def test_blocks_a_teacher_added_survive_rebuilds(tmp_path: Path, fake: FakeNotio
     assert "It helps you speak" not in fake.page_text(page)
 
 
+@pytest.mark.slow  # two builds of three lessons through a faulty fake: about 30 s
 @pytest.mark.parametrize("seed", [11, 12])
 def test_a_twenty_percent_fault_rate_leaves_one_complete_page_per_lesson(
         tmp_path: Path, seed: int) -> None:
@@ -255,3 +240,102 @@ def test_a_block_the_teacher_deleted_stays_deleted_and_is_reported(
     assert fake.nodes[gone.id].archived and fake.blocks_created == created
     assert "Ask about the weekend" not in fake.page_text(page)
     assert "(deleted in Notion)" in run.stderr and "speak fluently" in fake.page_text(page)
+
+
+def test_a_database_name_and_a_student_profile_choose_the_target_once_per_run(
+        tmp_path: Path, fake: FakeNotion) -> None:
+    anna = "0000aaaa-0000-0000-0000-00000000aaaa"
+    fake.add_data_source(anna, "Anna's lessons", {"Name": "title", "Lesson ID": "rich_text"},
+                         database="db-anna")
+    repo = LessonsRepo.create(tmp_path / "repo", {
+        "unit1": lesson_text(student="Anna"), "unit2": lesson_text(student="Anna", why="So."),
+        "unit3": lesson_text(student="Ben"), "unit4": lesson_text(student="Ben", why="Yes.")})
+    repo.path("configs/students/anna.json").write_text(
+        json.dumps({"student": "Anna", "dbId": "db-anna"}), encoding="utf-8")
+    ok(build(repo, fake, NOTION_DATA_SOURCE_ID="", NOTION_DB_NAME="Lessons"))
+    where = [n.data_source for n in fake.nodes.values() if n.kind == "page"]
+    assert where.count(anna) == 2  # the profile's database
+    assert where.count(fake.data_source_id) == 2  # the database named
+    assert fake.count("POST", r"^/v1/search$") == 1  # once per run, not per lesson
+    assert fake.count("GET", r"^/v1/databases/db-anna$") == 1
+    assert fake.count("GET", r"^/v1/data_sources/") == 2  # one per data source
+    search = next(r for r in fake.requests if r.path == "/v1/search")
+    assert search.body["filter"] == {"property": "object", "value": "data_source"}
+
+    repo.path("configs/students/anna.json").write_text(  # the target is in the fingerprint
+        json.dumps({"student": "Anna", "dbId": "db-anna", "colorPreset": None}),
+        encoding="utf-8")
+    sent = len(fake.requests)
+    ok(build(repo, fake, NOTION_DATA_SOURCE_ID="", NOTION_DB_NAME="Lessons"))
+    assert len(fake.requests) == sent  # the same target: nothing to do
+    del fake.sources[fake.students_source_id]  # the database now holds one data source
+    ok(build(repo, fake, NOTION_DATA_SOURCE_ID="", NOTION_DB_NAME="Lessons",
+             NOTION_DB_ID=fake.database_id))  # an id before a name: Ben's target changed
+    assert sorted(r.path for r in fake.requests[sent:]) == sorted([  # re-checked: no write
+        f"/v1/pages/{page_id(repo, 'unit3')}", f"/v1/pages/{page_id(repo, 'unit4')}"])
+    assert len([n for n in fake.nodes.values() if n.kind == "page"]) == 4  # still one each
+
+
+@pytest.mark.parametrize("copies", [0, 2])
+def test_a_database_name_matching_no_or_several_data_sources_is_a_configuration_error(
+        tmp_path: Path, fake: FakeNotion, copies: int) -> None:
+    for n in range(copies):
+        fake.add_data_source(f"0000bbbb-0000-0000-0000-00000000000{n}", "Homework",
+                             {"Name": "title"}, database=f"db-{n}")
+    fake.add_data_source("0000cccc-0000-0000-0000-000000000000", "Homework 2",
+                         {"Name": "title"}, database="db-other")  # not an exact match
+    repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text(),
+                                                  "unit2": lesson_text(why="So.")})
+    run = build(repo, fake, NOTION_DATA_SOURCE_ID="", NOTION_DB_NAME="Homework")
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert "Notion data source named 'Homework'" in output
+    assert ("none is titled so" if not copies else "2 are titled so") in output
+    assert "Traceback" not in output
+    assert not fake.pages() and fake.count("POST", r"^/v1/pages$") == 0
+    assert fake.count("POST", r"^/v1/search$") == 1  # found wanting once, for both lessons
+
+
+@pytest.mark.slow  # five builds: about 10 s
+def test_force_and_keep_notion_settle_a_conflict_from_the_command_line(
+        tmp_path: Path, fake: FakeNotion) -> None:
+    repo = LessonsRepo.create(tmp_path / "repo", {"unit1": lesson_text(),
+                                                  "unit2": lesson_text(title="Two")})
+    ok(build(repo, fake))
+    pages = {lesson: page_id(repo, lesson) for lesson in ("unit1", "unit2")}
+    whys = {lesson: block_with(fake, page, "It helps you speak") for lesson, page in pages.items()}
+    for lesson, why in whys.items():
+        fake.human_edit(why.id, f"Teacher's words in {lesson}.")
+        repo.edit(lesson, "It helps you speak with confidence.", "It helps you speak fluently.")
+        repo.edit(lesson, "Practise a short conversation.", "Practise a long conversation.")
+    env = {**fake.env, **FAST}
+    sent = len(fake.requests)
+    stopped = repo.esl_build("build", env=env)
+    assert stopped.returncode == 1
+    output = stopped.stdout + stopped.stderr
+    for lesson, why in whys.items():  # the lesson, the block, both versions, the ways on
+        assert f"import:{lesson}: Notion: 1 block(s) changed both" in output
+        assert f"lessons/{lesson}.md:" in output and f"paragraph (block {why.id})" in output
+        assert f"Notion: Teacher's words in {lesson}." in output
+        assert f"esl-build build --force import:{lesson}" in output
+        assert f"esl-build build --keep-notion import:{lesson}" in output
+        assert f"NOTION_ON_CONFLICT=force doit import:{lesson}" in output
+    assert "lesson: It helps you speak fluently." in output
+    assert not [r for r in fake.requests[sent:] if r.method != "GET"]  # nothing written
+
+    ok(repo.esl_build("build", "--force", "import:unit1", env=env))
+    assert fake.text_of(fake.nodes[whys["unit1"].id]) == "It helps you speak fluently."
+    assert "Practise a long conversation." in fake.page_text(pages["unit1"])
+    assert "Teacher's words in unit2." in fake.page_text(pages["unit2"])  # not forced
+    assert "Practise a short conversation." in fake.page_text(pages["unit2"])  # not run
+
+    ok(repo.esl_build("build", "--keep-notion", "import:unit2", env=env))
+    assert fake.text_of(fake.nodes[whys["unit2"].id]) == "Teacher's words in unit2."
+    assert "Practise a long conversation." in fake.page_text(pages["unit2"])
+    again = repo.esl_build("build", env=env)  # recorded: neither lesson conflicts again
+    ok(again)
+    assert "changed both" not in again.stdout + again.stderr
+    assert fake.text_of(fake.nodes[whys["unit2"].id]) == "Teacher's words in unit2."
+
+    both = repo.esl_build("build", "--force", "--keep-notion", env=env)
+    assert both.returncode == 2 and "exclude each other" in both.stderr

@@ -187,9 +187,12 @@ def test_the_target_is_resolved_from_a_database_with_one_data_source_only(
     with pytest.raises(Exception, match=r"has 2 data sources .*'Lessons'.*'Students'.*"
                                         r"NOTION_DATA_SOURCE_ID"):
         publish(pub, lesson())
-    assert not fake.pages()
+    with pytest.raises(Exception, match="has 2 data sources"):  # once per run: not asked again
+        publish(pub, lesson("Other.", "unit2"))
+    assert not fake.pages() and fake.count("GET", "^/v1/databases/") == 1
     del fake.sources[fake.students_source_id]
-    out = publish(pub, lesson())
+    pub = NotionPublisher(Settings.resolve(Path.cwd(), env=env).notion, warn=lambda m: None)
+    out = publish(pub, lesson())  # the next run
     assert fake.nodes[out["pageId"]].data_source == fake.data_source_id
 
 
@@ -203,3 +206,88 @@ def test_add_audio_leaves_an_authored_audio_embed_alone(fake: FakeNotion) -> Non
     pub.link_audio(out, "https://cdn.test/ours.mp3", None)
     urls = [n.data["external"]["url"] for _, n in fake.walk(out["pageId"]) if n.kind == "audio"]
     assert sorted(urls) == ["https://a.test/x.mp3", "https://cdn.test/ours.mp3"]
+
+
+def test_the_fake_places_appends_as_notion_does_and_refuses_what_notion_refuses(
+        fake: FakeNotion) -> None:
+    from notion_client import APIResponseError, Client
+
+    sdk = Client(auth=fake.token, base_url=fake.base_url, notion_version="2025-09-03")
+    page = sdk.pages.create(parent={"data_source_id": fake.data_source_id},
+                            properties={"Name": {"title": [{"text": {"content": "P"}}]}})
+
+    def para(text: str) -> dict[str, Any]:
+        return {"type": "paragraph", "paragraph": {"rich_text": [{"text": {"content": text}}]}}
+
+    first = sdk.blocks.children.append(page["id"], children=[para("b")])["results"][0]["id"]
+    sdk.blocks.children.append(page["id"], children=[para("a")], position={"type": "start"})
+    sdk.blocks.children.append(page["id"], children=[para("c")], after=first)
+    sdk.blocks.children.append(page["id"], children=[para("d")],
+                               position={"type": "after_block", "after_block": {"id": first}})
+    assert [fake.text_of(n) for n in fake.tree(page["id"])] == ["a", "b", "d", "c"]
+    for wrong in ({"after": first, "position": {"type": "start"}},  # never both
+                  {"position": {"type": "top"}}, {"before": first}):
+        with pytest.raises(APIResponseError, match="validation"):
+            sdk.request(f"blocks/{page['id']}/children", "PATCH",
+                        body={"children": [para("x")], **wrong})
+    newer = Client(auth=fake.token, base_url=fake.base_url, notion_version="2026-03-11")
+    with pytest.raises(APIResponseError, match="Use position"):
+        newer.blocks.children.append(page["id"], children=[para("x")], after=first)
+    with pytest.raises(APIResponseError, match="data_source"):  # no "database" object now
+        sdk.search(filter={"property": "object", "value": "database"})
+    assert "x" not in fake.page_text(page["id"])
+
+
+def test_no_target_anywhere_is_a_configuration_error_naming_the_student(
+        fake: FakeNotion) -> None:
+    from esl_build.config import Config
+    from esl_build.errors import ConfigInvalid
+
+    env = {**fake.env, **FAST, "NOTION_DATA_SOURCE_ID": ""}
+    settings = Settings.resolve(Path.cwd(), env=env).notion
+    with pytest.raises(ConfigInvalid, match="NOTION_DB_NAME"):
+        NotionPublisher(settings)
+    with pytest.raises(ConfigInvalid, match="NOTION_DB_NAME"):  # no profile names one either
+        NotionPublisher(settings, config=lambda: Config(students={
+            "ben": {"student": "Ben", "colorPreset": "b1-default"}}))
+    pub = NotionPublisher(settings, config=lambda: Config(students={
+        "ben": {"student": "Ben", "dbName": "Lessons"}}))
+    assert pub.settings_for("Ben")["target"] == {"databaseName": "Lessons"}
+    with pytest.raises(ConfigInvalid, match=r"student 'Anna'.*dataSourceId, dbId or dbName"):
+        pub.settings_for("Anna")
+    assert not fake.requests  # all of it decided before a request
+
+
+def _para(text: str, children: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "paragraph",
+                             "paragraph": {"rich_text": [{"text": {"content": text}}]}}
+    if children:
+        block["paragraph"]["children"] = children
+    return block
+
+
+@pytest.mark.parametrize(("what", "children"), [
+    ("101 children", [_para("x")] * 101),
+    ("3 levels", [_para("a", [_para("b", [_para("c", [_para("d")])])])]),
+    ("2,001 characters", [_para("x" * 2001)]),
+    ("101 rich-text items", [{"type": "paragraph", "paragraph": {
+        "rich_text": [{"text": {"content": "x"}}] * 101}}]),
+    ("1,001 blocks", [_para("x", [_para("y")] * 9)] * 100 + [_para("z")]),
+    ("over 500 KB", [{"type": "paragraph", "paragraph": {
+        "rich_text": [{"text": {"content": "é" * 2000}}] * 100}}] * 2),
+])
+def test_the_fake_refuses_notions_limits_with_a_400_through_the_real_sdk(
+        fake: FakeNotion, what: str, children: list[dict[str, Any]]) -> None:
+    from notion_client import APIResponseError, Client
+
+    sdk = Client(auth=fake.token, base_url=fake.base_url)
+    page = sdk.pages.create(parent={"data_source_id": fake.data_source_id},
+                            properties={"Name": {"title": [{"text": {"content": "P"}}]}})
+    with pytest.raises(APIResponseError) as refused:
+        sdk.blocks.children.append(page["id"], children=children)
+    assert refused.value.status in (400, 413) and refused.value.code == "validation_error", what
+    assert not fake.tree(page["id"]) and fake.blocks_created == 0  # nothing made
+    fake.human_edit(sdk.blocks.children.append(page["id"], children=[_para("ok")])[
+        "results"][0]["id"], "a teacher's words")  # then edits as a second, human user
+    assert sdk.pages.retrieve(page["id"])["last_edited_by"]["id"] != \
+        sdk.pages.retrieve(page["id"])["created_by"]["id"]

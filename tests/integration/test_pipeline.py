@@ -357,6 +357,24 @@ def test_doit_runs_emit_the_same_stage_events(repo):
     assert {e["run_id"] for e in events} == {"ci-123"}
 
 
+def test_a_no_op_doit_run_emits_a_skipped_event_per_stage_per_lesson(repo):
+    env = {"ESL_BUILD_EVENT_LOG": "build/events.jsonl"}
+    assert repo.doit(env={**env, "ESL_BUILD_RUN_ID": "first"}).returncode == 0
+    repo.path("build/events.jsonl").unlink()
+    again = repo.doit(env={**env, "ESL_BUILD_RUN_ID": "no-op"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    events = [json.loads(line) for line in repo.path("build/events.jsonl").read_text()
+              .splitlines()]
+    assert sorted((e["lesson"], e["event"]) for e in events) == sorted(
+        (lesson, f"stage.{stage}.skipped") for lesson in ("unit1", "b1/unit2")
+        for stage in STAGES)
+    assert {(e["run_id"], e["detail"]["reason"]) for e in events} == {("no-op", "up to date")}
+
+    logger = Events()  # a pipeline call on the same up-to-date lesson says the same
+    create_pipeline(cwd=repo.root, logger=logger).new_assignment({"md": "unit1"})
+    assert logger.names() == [e["event"] for e in events if e["lesson"] == "unit1"]
+
+
 def test_the_package_and_a_pipeline_import_no_web_metrics_or_tracing_library(repo):
     import subprocess
     import sys

@@ -137,8 +137,14 @@ def test_a_changed_remote_preset_republishes_only_the_pages_that_use_it(service,
     assert repo.doit().ran == set()
     changed = dict(PRESETS, calm={"h2": "green_background", "h3": "gray_background"})
     service.documents["/cfg/presets.json"] = json.dumps(changed)
+    before = {lesson: json.loads(data) for lesson, data in repo.manifest_bytes().items()}
     again = repo.doit()
     assert again.ran - {"index"} == {"import:anna"}, again.stdout
+    after = {lesson: json.loads(data) for lesson, data in repo.manifest_bytes().items()}
+    assert after["lessons/bob.manifest.json"] == before["lessons/bob.manifest.json"]
+    anna = "lessons/anna.manifest.json"
+    assert {stage for stage in after[anna]["stages"]
+            if after[anna]["stages"][stage] != before[anna]["stages"][stage]} == {"import"}
     broken = repo.doit(env={"ESL_PIPELINE_CONFIG_ENDPOINT": "http://127.0.0.1:9/cfg"})
     assert broken.returncode != 0
     assert "config endpoint http://127.0.0.1:9/cfg/presets.json" in broken.stdout + broken.stderr

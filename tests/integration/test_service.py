@@ -154,6 +154,7 @@ def test_paths_are_confined_to_the_lessons_folder(worker, repo, tmp_path):
     (repo.root / "lessons" / "escape.md").symlink_to(outside)
     (repo.root / "lessons" / "linked").symlink_to(tmp_path)
     for md in ("escape", "escape.md", "lessons/escape.md", "linked/secret",
+               "../secret.md", "../../secret", "lessons/../../secret.md", "unit2/../../../secret",
                str(outside), str(repo.root / "dodo.py")):
         answer = client.post("/jobs", json={"md": md, "dryRun": True})
         assert answer.status_code == 400, (md, answer.text)

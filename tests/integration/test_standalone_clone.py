@@ -44,6 +44,7 @@ def test_the_readme_command_is_read_from_its_first_bash_block() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.reliability  # minutes: it runs the fast suite a second time (in `.ci/run`)
 @pytest.mark.skipif(bool(os.environ.get(INNER)), reason="this is the inner run of this test")
 @pytest.mark.skipif(not (ROOT / ".git").exists() or shutil.which("git") is None,
                     reason="not a git checkout: no tracked files to copy")

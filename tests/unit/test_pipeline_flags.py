@@ -93,3 +93,30 @@ def test_a_stage_events_object_reports_start_success_and_metrics():
     assert calls == [("timing", "esl.pipeline.stage.duration_ms"),
                      ("increment", "esl.pipeline.stage.success"),
                      ("increment", "esl.pipeline.tts.characters")]
+
+
+def test_both_calls_take_the_same_tts_options_and_map_them_onto_the_voice_settings():
+    options = {"tts_mode": "dialogue", "model": "eleven_flash_v2_5",
+               "outputFormat": "PCM_16000", "dialogue_language": "De",
+               "dialogue_stability": 0, "dialogue_seed": 9, "accent_preference": "british"}
+    new = parse_flags(AssignmentFlags, {"md": "x", **options})
+    rerun = parse_flags(RerunFlags, {"md": "x", "steps": ["tts"], **options})
+    assert new.elevenlabs() == rerun.elevenlabs() == {
+        "mode": "dialogue", "model": "eleven_flash_v2_5", "output_format": "pcm_16000",
+        "language": "de", "stability": 0.0, "seed": 9}
+    assert parse_flags(AssignmentFlags, {"md": "x", "voice_id": "v1"}).elevenlabs() == {}
+    assert AssignmentFlags("x", tts_mode="monologue").tts_mode == "monologue"  # keyword only
+
+
+def test_secret_values_cover_the_variables_marked_secret_and_a_urls_password():
+    from esl_build.pipeline.secrets import secret_values
+
+    found = secret_values({
+        "ESL_PIPELINE_MANIFEST_DSN": "postgresql://esl:hunter22@db/esl",
+        "ESL_BUILD_QUEUE_URL": "redis://:s3cret-q@redis:6379/0",
+        "NOTION_TOKEN": "ntn_x",
+        "S3_BUCKET": "lessons",
+    })
+    assert "postgresql://esl:hunter22@db/esl" in found and "hunter22" in found
+    assert "s3cret-q" in found and "ntn_x" in found
+    assert "lessons" not in found

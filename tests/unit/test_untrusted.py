@@ -180,6 +180,35 @@ def test_a_planted_temp_symlink_is_not_written_through(tmp_path):
     assert not os.path.lexists(tmp_path / ".m.json.tmp")
 
 
+@pytest.mark.parametrize(("target", "message"), [
+    ("../outside.json", "is a symbolic link to a file outside the repository"),
+    ("../gone.json", 'is a symbolic link to "../../gone.json", which does not exist'),
+])
+def test_a_manifest_that_is_a_symlink_out_or_to_nothing_is_corrupt_not_absent(
+        tmp_path, target, message):
+    """A link to nothing read as "no manifest yet" would publish a second page; one to a
+    file outside would feed the build another file's contents."""
+    root = tmp_path / "repo"
+    lessons = root / "lessons"
+    lessons.mkdir(parents=True)
+    (tmp_path / "outside.json").write_bytes(mf.dumps(built_manifest()))
+    (lessons / "unit1.manifest.json").symlink_to(Path("..") / target)
+    store = FileManifestStore(lessons, root / "build" / ".locks", root=root)
+    for read in (store.read, store.read_versioned, lambda i: store.update(i, lambda m: None)):
+        with pytest.raises(ManifestCorrupt, match=f"lessons/unit1.manifest.json: {message}"):
+            read("unit1")
+    assert os.path.islink(lessons / "unit1.manifest.json")
+
+
+def test_a_manifest_linked_inside_the_repository_is_read(tmp_path):
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    (tmp_path / "kept.json").write_bytes(mf.dumps(built_manifest()))
+    (lessons / "unit1.manifest.json").symlink_to(Path("..") / "kept.json")
+    store = FileManifestStore(lessons, tmp_path / "build" / ".locks", root=tmp_path)
+    assert store.read("unit1")["lesson"] == "unit1"
+
+
 @pytest.mark.parametrize(("name", "text", "message"), [
     ("presets.json", '{"p": {"h2": "red", "toggleMap": {"h2": 3}}}',
      "presets.json:1: p.toggleMap.h2: colour 3 is not a Notion colour"),
@@ -188,6 +217,8 @@ def test_a_planted_temp_symlink_is_not_written_through(tmp_path):
     ("students/a.json", '{"student": " "}', "a.json:1: student: must be a non-empty name"),
     ("students/a.json", '{"colorPreset": "p"}', "a.json:1: student: is missing"),
     ("students/a.json", '{"student": "A",\n "colorPreset": 1}', "a.json:2: colorPreset: must be"),
+    ("students/a.json", '{"student": "A",\n "voices": {"Alex": ""}}',
+     "a.json:2: voices.Alex: must be a voice id or name"),
     ("voices.yml", "- Alex\n", "voices.yml:1: must be a mapping"),
     ("voices.yml", "auto: maybe\n", "voices.yml:1: auto: must be true or false"),
     ("voices.yml", "auto: true\nAlex: 3\n", "voices.yml:2: Alex: must be a voice id or name"),
@@ -215,3 +246,22 @@ def test_linking_audio_never_writes_through_a_symlinked_page(tmp_path):
         publisher.link_audio({"pageId": "html:unit1", "url": "build/site/unit1.html"},
                              "https://example.org/a.mp3", None)
     assert victim.read_text() == "<header></header>keep"
+
+
+@pytest.mark.parametrize(("field", "text", "message"), [
+    ("schemaVersion", "-" + "9" * 5000, "holds a number too long to be a manifest's"),
+    ("stages.tts.outputs.seconds", "NaN", "stages.tts.outputs.seconds: must be a finite number"),
+    ("stages.tts.outputs.seconds", "Infinity", "must be a finite number"),
+])
+def test_numbers_json_reads_but_no_manifest_holds_are_corrupt(field, text, message):
+    """Found by tests/property: Python's json reads NaN and Infinity, and refuses integers
+    of over 4,300 digits with a ValueError, which escaped as a traceback."""
+    doc = built_manifest()
+    *parents, last = field.split(".")
+    target = doc
+    for key in parents:
+        target = target[key]
+    target[last] = "@number@"
+    data = mf.dumps(doc).replace(b'"@number@"', text.encode())
+    with pytest.raises(ManifestCorrupt, match=message):
+        mf.loads(data, where=WHERE, lesson_id="unit1", source="lessons/unit1.md")

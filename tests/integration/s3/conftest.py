@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,6 +47,25 @@ class S3World:
         """How many times ``key`` was written (the bucket keeps every version)."""
         versions = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
         return sum(1 for v in versions.get("Versions", ()) if v["Key"] == key)
+
+    def versions(self, prefix: str) -> list[dict[str, Any]]:
+        """Every version ever written under ``prefix`` (the bucket keeps them all)."""
+        listed = self.client.list_object_versions(Bucket=self.bucket, Prefix=prefix)
+        return list(listed.get("Versions", ()))
+
+    def stage_runs(self, prefix: str) -> Counter[tuple[str, str]]:
+        """(stage, lesson) → how many distinct runs recorded it, over every version of every
+        manifest under ``prefix``: a record replaced later is still counted."""
+        runs: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for version in self.versions(prefix):
+            body = self.client.get_object(Bucket=self.bucket, Key=version["Key"],
+                                          VersionId=version["VersionId"])["Body"].read()
+            manifest = json.loads(body)
+            for stage, record in manifest["stages"].items():
+                if "runId" in record:
+                    runs.setdefault((stage, manifest["lesson"]), set()).add(
+                        (record["runId"], record["finishedAt"]))
+        return Counter({key: len(found) for key, found in runs.items()})
 
     def keys(self, prefix: str = "") -> list[str]:
         listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix)

@@ -97,30 +97,46 @@ def test_public_read_sends_the_acl(s3, tmp_path):
                for g in grants)
 
 
+def forbid_acls(s3) -> None:
+    """The default of new AWS buckets: object ownership BucketOwnerEnforced (ACLs refused)."""
+    s3.client.put_bucket_ownership_controls(
+        Bucket=s3.bucket,
+        OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+
+
 def test_a_bucket_that_forbids_acls_is_an_error_never_a_private_upload(s3, tmp_path):
     file, sha = mp3(tmp_path)
+    forbid_acls(s3)
     store = storage(s3, S3_PUBLIC_READ="1")
-    # moto accepts ACLs even with BucketOwnerEnforced, so the server's refusal (the answer
-    # AWS gives) is put on the wire by a botocore hook before the request is sent.
-    from botocore.awsrequest import AWSResponse
-
-    class Raw:
-        def stream(self, *args, **kwargs):
-            yield (b"<?xml version='1.0'?><Error><Code>AccessControlListNotSupported</Code>"
-                   b"<Message>The bucket does not allow ACLs</Message></Error>")
-
-    def refuse(request, **_):
-        if request.method == "PUT" and "x-amz-acl" in request.headers:
-            return AWSResponse(request.url, 400, {}, Raw())
-        return None
-
-    store.client.meta.events.register("before-send.s3.PutObject", refuse)
     key = store.key_for("unit1", sha)
-    with pytest.raises(StorageError, match=r"does not allow ACLs.*Nothing was uploaded"):
+    with pytest.raises(StorageError, match=r"does not allow ACLs.*Nothing was uploaded "
+                                           r"privately.*--presign") as refused:
         store.put(file, key, sha256=sha, content_type="audio/mpeg")
+    assert "BucketOwnerEnforced" in str(refused.value)
     assert s3.keys() == []
-    store.public_read = False  # without the ACL it would go up: the refusal was ours to keep
-    assert store.put(file, key, sha256=sha, content_type="audio/mpeg")["sent"]
+    # The server's refusal, not ours: without the ACL the same object goes up.
+    assert storage(s3).put(file, key, sha256=sha, content_type="audio/mpeg")["sent"]
+
+
+def test_public_read_makes_audio_stored_in_another_mode_public_or_says_why(s3, tmp_path):
+    file, sha = mp3(tmp_path)
+    key = storage(s3).key_for("unit1", sha)
+    storage(s3).put(file, key, sha256=sha, content_type="audio/mpeg")  # private, no ACL
+    store = storage(s3, S3_PUBLIC_READ="1")
+    s3.requests.clear()
+    assert store.put(file, key, sha256=sha, content_type="audio/mpeg")["sent"] is False
+    assert s3.requests == {"HeadObject": 1, "PutObjectAcl": 1}
+    grants = s3.client.get_object_acl(Bucket=s3.bucket, Key=key)["Grants"]
+    assert any(g["Grantee"].get("URI", "").endswith("/AllUsers") for g in grants)
+    assert s3.puts(key) == 1  # the bytes were not sent again
+
+    other, other_sha = mp3(tmp_path, b"other audio " * 50)
+    other_key = storage(s3).key_for("unit2", other_sha)
+    storage(s3).put(other, other_key, sha256=other_sha, content_type="audio/mpeg")
+    forbid_acls(s3)
+    with pytest.raises(StorageError, match=r"cannot make .*unit2.* public-read.*does not "
+                                           r"allow ACLs.*left as it was"):
+        store.put(other, other_key, sha256=other_sha, content_type="audio/mpeg")
 
 
 def test_large_audio_goes_up_in_parts(s3, tmp_path):
