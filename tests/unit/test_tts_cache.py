@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,10 @@ class RefusingBucket:
 
     def contains(self, key: str) -> bool:
         return False
+
+    @contextlib.contextmanager
+    def claimed(self, key: str) -> Iterator[Pcm | None]:
+        yield None  # no other machine
 
 
 def test_audio_paid_for_survives_a_failed_bucket_write_and_is_not_made_again(
