@@ -20,9 +20,10 @@ Two places, behind one small interface (``AudioCache``):
 * across machines (``StorageCache`` on remote storage: S3) it then takes the key's *claim*,
   an object ``cache/tts/claims/<key>.json`` holding owner and expiry, written with a
   conditional PUT (``If-None-Match: *``) so one machine wins. The winner renews it every
-  third of its TTL while it synthesises, stores the audio, then marks the claim released. A
-  loser polls for the audio object and reads it when it appears; a claim past its expiry
-  (its holder was killed, or released it) is taken over with ``If-Match`` on its ETag, so
+  third of its TTL while it synthesises and stores the audio (the claim is then left: nobody
+  reads it once the audio is there), or marks it released if it fails. A loser polls for
+  the audio object and reads it when it appears; a claim past its expiry (its holder was
+  killed, or failed) is taken over with ``If-Match`` on its ETag, so
   again only one machine wins. The TTL is ``ESL_PIPELINE_LEASE_TTL`` (60 s), the lessons'
   lease TTL. A bucket folder on this machine (local storage) needs no claim: the lock is it.
 
@@ -35,6 +36,7 @@ import contextlib
 import json
 import struct
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -128,17 +130,20 @@ class StorageCache:
         if not self.storage.remote:
             yield None  # a bucket folder on this machine: obtain's lock is the claim
             return
-        lease = Lease(key, owner_id(), 0.0)
-        while True:
+        # The caller has just missed the audio: one conditional PUT is all a key costs when
+        # nobody else wants it. The owner is unique per claim, so a PUT whose answer was lost
+        # (and whose retry met our own claim) is recognised as ours.
+        lease = Lease(key, f"{owner_id()}:{uuid.uuid4().hex[:8]}", 0.0)
+        version, taken_over = self._take(key, lease)
+        while version is None:
+            time.sleep(self.poll)
             hit = self.read(key)
             if hit is not None:
                 yield hit
                 return
-            version = self._take(key, lease)
-            if version is not None:
-                break
-            time.sleep(self.poll)
+            version, taken_over = self._take(key, lease)
         held = {"version": version}
+        made = False
 
         def renew() -> None:
             try:
@@ -151,29 +156,36 @@ class StorageCache:
                 held["version"] = version
 
         def release() -> None:
+            if made:
+                return  # the audio is stored: nobody looks at the claim again
             with contextlib.suppress(StorageError):  # unreleased, it simply expires
                 self._put_claim(key, lease, held["version"], ttl=0.0)
 
         with kept_alive(lease, self.claim_ttl, renew, release):
-            # The audio may have been stored between our last look and our claim.
-            yield self.read(key)
+            # A claim taken over may be one its maker released after storing the audio.
+            yield self.read(key) if taken_over else None
+            made = True
 
-    def _take(self, key: str, lease: Lease) -> str | None:
-        """The claim's new version if this machine now holds it, else None."""
+    def _take(self, key: str, lease: Lease) -> tuple[str | None, bool]:
+        """(the claim's new version, whether it replaced an earlier claim) if this machine
+        now holds it, else (None, False)."""
         version = self._put_claim(key, lease, None, ttl=self.claim_ttl)
         if version is not None:
-            return version
+            return version, False
         found = self.storage.read_object_version(CLAIMS + key + ".json")
         if found is None:
-            return None  # gone in between: try again
+            return None, False  # gone in between: try again
         data, current = found
         try:
-            expires = float(json.loads(data).get("expires", 0))
+            claim = json.loads(data)
+            owner, expires = claim.get("owner"), float(claim.get("expires", 0))
         except (ValueError, TypeError, AttributeError):
-            expires = 0.0  # a torn or foreign claim counts as expired
+            owner, expires = None, 0.0  # a torn or foreign claim counts as expired
+        if owner == lease.owner:
+            return current, True  # ours: the answer to our PUT was lost
         if expires >= time.time():
-            return None  # held: wait for the audio (or for the claim to expire)
-        return self._put_claim(key, lease, current, ttl=self.claim_ttl)
+            return None, False  # held: wait for the audio (or for the claim to expire)
+        return self._put_claim(key, lease, current, ttl=self.claim_ttl), True
 
     def _put_claim(self, key: str, lease: Lease, version: str | None, *, ttl: float
                    ) -> str | None:
