@@ -206,6 +206,12 @@ class S3Settings:
     request_checksum: str = "when_supported"
     response_checksum: str = "when_supported"
     timeout: float = 60.0
+    # Credentials from the pipeline's environment (its secrets provider), so two pipelines in
+    # one process can use two accounts; unset: boto3's own credential chain.
+    access_key_id: str | None = None
+    secret_access_key: Secret | None = None
+    session_token: Secret | None = None
+    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -368,7 +374,11 @@ class Settings:
                           response_checksum=_choose("AWS_RESPONSE_CHECKSUM_VALIDATION", get,
                                                     CHECKSUM_MODES, "when_supported"),
                           timeout=_number("S3_TIMEOUT_SECONDS", get, float, 0.01, 3600,
-                                          default=60.0, unit="seconds")),
+                                          default=60.0, unit="seconds"),
+                          access_key_id=get("AWS_ACCESS_KEY_ID"),
+                          secret_access_key=secret("AWS_SECRET_ACCESS_KEY"),
+                          session_token=secret("AWS_SESSION_TOKEN"),
+                          profile=get("AWS_PROFILE")),
             manifests=_manifest_store(root, get),
             config=_config_source(get, secret),
             event_log=(root / log).resolve() if (log := get("ESL_BUILD_EVENT_LOG")) else None,

@@ -35,8 +35,9 @@ _RETRYABLE = {"500", "502", "503", "504", "RequestTimeout", "SlowDown", "Interna
 
 
 def s3_client(settings: S3Settings) -> Any:
-    """A boto3 S3 client for these settings: the standard AWS credential chain, the region,
-    an optional S3-compatible endpoint, addressing style and checksum modes."""
+    """A boto3 S3 client for these settings: the credentials the settings were resolved with
+    (a key pair, else a profile, else boto3's standard chain), the region, an optional
+    S3-compatible endpoint, addressing style and checksum modes."""
     import boto3
     from botocore.config import Config
 
@@ -47,8 +48,16 @@ def s3_client(settings: S3Settings) -> Any:
                     response_checksum_validation=settings.response_checksum,
                     connect_timeout=min(10, settings.timeout),
                     read_timeout=settings.timeout)
-    return boto3.session.Session().client("s3", region_name=settings.region,
-                                          endpoint_url=settings.endpoint_url, config=config)
+    if settings.access_key_id and settings.secret_access_key:
+        token = settings.session_token
+        session = boto3.session.Session(
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key.reveal(),
+            aws_session_token=token.reveal() if token else None)
+    else:
+        session = boto3.session.Session(profile_name=settings.profile)
+    return session.client("s3", region_name=settings.region,
+                          endpoint_url=settings.endpoint_url, config=config)
 
 
 def error_code(exc: Exception) -> str:

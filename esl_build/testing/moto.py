@@ -13,10 +13,12 @@ addressing (``S3_ADDRESSING_STYLE=path``), which is how esl-build's tests reach 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from threading import Lock
 from typing import Any
 
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 _REFUSED = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
             b"<Code>AccessControlListNotSupported</Code>"
             b"<Message>The bucket does not allow ACLs</Message></Error>")
@@ -35,12 +37,16 @@ class CountingMotoServer:
         from werkzeug.serving import make_server
 
         self.requests: Counter[str] = Counter()
+        self.access_keys: Counter[str] = Counter()  # the key id each request was signed with
         lock = Lock()
         moto_app = DomainDispatcherApplication(create_backend_app)
 
         def app(environ: dict[str, Any], start_response: Any) -> Any:
+            signed = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
             with lock:
                 self.requests[environ["REQUEST_METHOD"]] += 1
+                if signed:
+                    self.access_keys[signed.group(1)] += 1
             if _sets_forbidden_acl(environ):
                 start_response("400 Bad Request", [("Content-Type", "application/xml"),
                                                    ("Content-Length", str(len(_REFUSED)))])

@@ -12,6 +12,7 @@ import boto3
 from botocore.config import Config
 
 from esl_build import S3ManifestStore, create_pipeline
+from esl_build.services.s3 import s3_client
 from esl_build.settings import Settings
 from esl_build.testing.fake_elevenlabs import VOICES, FakeElevenLabs
 from esl_build.testing.fake_notion import FakeNotion
@@ -98,3 +99,24 @@ def test_two_pipelines_with_their_own_stores_and_credentials_build_concurrently(
         assert {r["runId"] for r in remote["stages"].values()} == {f"run-a{n}"}
         assert results[f"a{n}"].manifest_path.startswith("s3://manifests-a/")
         assert results[f"b{n}"].audio and results[f"b{n}"].audio.voices
+
+
+def test_each_pipelines_aws_credentials_come_from_its_own_secrets_not_the_process(
+        tmp_path, moto_server, moto_url, monkeypatch):
+    """Two pipelines in one process, each given its own AWS key pair by its secrets provider,
+    sign their S3 requests with their own key, whatever the process environment holds."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAPROCESSWIDE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "process-secret")
+    seen: dict[str, set[str]] = {}
+    for name in ("AKIATENANTONE", "AKIATENANTTWO"):
+        before = set(moto_server.access_keys)
+        settings = Settings.resolve(tmp_path, env={
+            "S3_BUCKET": f"audio-{name.lower()}", "AWS_ENDPOINT_URL_S3": moto_url,
+            "S3_ADDRESSING_STYLE": "path", "AWS_ACCESS_KEY_ID": name,
+            "AWS_SECRET_ACCESS_KEY": f"secret-of-{name}"})
+        assert "secret-of" not in repr(settings)
+        client = s3_client(settings.s3)
+        client.create_bucket(Bucket=f"audio-{name.lower()}")
+        client.list_objects_v2(Bucket=f"audio-{name.lower()}")
+        seen[name] = set(moto_server.access_keys) - before
+    assert seen == {"AKIATENANTONE": {"AKIATENANTONE"}, "AKIATENANTTWO": {"AKIATENANTTWO"}}
