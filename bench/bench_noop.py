@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(quick: bool) -> list[RowOut]:
     """Rows for ``python -m bench``: the no-op rebuild beside the stock-doit graph."""
-    sizes = (10, 100) if quick else (10, 100, 1000)
+    sizes = (10, 50) if quick else (10, 100, 1000)
     template = template_lesson().read_text(encoding="utf-8")
     workdir = Path(tempfile.mkdtemp(prefix="esl-bench-noop-"))
     try:

@@ -145,7 +145,7 @@ def run(count: int) -> dict[str, Any]:
 def measure(quick: bool) -> list[Row]:
     """Rows for ``python -m bench``: per-lesson requests and blocks beside the predecessor's,
     and wall time beside the bound the rate sets."""
-    f = run(3 if quick else 20)
+    f = run(1 if quick else 20)
     n = f["lessons"]
     old_r, old_b = f["old_requests"], f["old_blocks"]
     rows = [

@@ -53,7 +53,7 @@ def measure(quick: bool) -> list[Row]:
 
     if not RedisServer.available():
         return [Row("queue", "skipped: redis-server is not installed", None, None, "")]
-    lessons = _lessons(6 if quick else 24)
+    lessons = _lessons(4 if quick else 24)
     with tempfile.TemporaryDirectory() as name, RedisServer() as redis:
         folder = Path(name)
         repo = LessonsRepo.create(folder / "doit", lessons)
