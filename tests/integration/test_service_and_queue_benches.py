@@ -32,8 +32,8 @@ def test_the_service_and_queue_benchmarks_measure_every_figure(tmp_path):
     wanted = {
         "dry-run jobs per second over HTTP (4 clients)": "in-process, 4 threads",
         "no-op live job latency (POST → succeeded, median)": "in-process",
-        "jobs per minute, 1 worker (6 lessons)": "doit -n 2 -P thread",
-        "jobs per minute, 2 workers (6 lessons)": "doit -n 2 -P thread",
+        "jobs per minute, 1 worker (4 lessons)": "doit -n 2 -P thread",
+        "jobs per minute, 2 workers (4 lessons)": "doit -n 2 -P thread",
     }
     assert set(rows) == set(wanted), done.stderr
     for figure, reference in wanted.items():
