@@ -44,9 +44,11 @@ import wave
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from esl_build.testing.loopback import LoopbackServer
 
 SENTINEL_KEY = "sk-fake-elevenlabs-0123456789abcdef"
 SECONDS_PER_CHARACTER = 0.05
@@ -99,7 +101,7 @@ class _Fault:
 
 
 @dataclass
-class FakeElevenLabs:
+class FakeElevenLabs(LoopbackServer):
     """The fake server. Start it with ``start()`` or as a context manager."""
 
     api_key: str = SENTINEL_KEY
@@ -117,7 +119,6 @@ class FakeElevenLabs:
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _open: threading.Event = field(default_factory=threading.Event)
-    _server: ThreadingHTTPServer | None = None
 
     def __post_init__(self) -> None:
         self._open.set()
@@ -130,29 +131,11 @@ class FakeElevenLabs:
         class Handler(_Handler):
             server_fake = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
+        return self._listen(Handler)
 
     def stop(self) -> None:
         self.release()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeElevenLabs:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().stop()
 
     @property
     def env(self) -> dict[str, str]:

@@ -35,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from esl_build.testing.loopback import LoopbackServer
+
 FAULTS = ("429", "5xx", "lost", "slow", "drop")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection",
                "te", "trailer", "upgrade", "content-length"}
@@ -63,7 +65,7 @@ class _Trigger:
 
 
 @dataclass
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """The proxy. Use it as a context manager, or call ``start()`` and ``stop()``."""
 
     upstream: str
@@ -78,7 +80,6 @@ class FaultProxy:
     _random: random.Random = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _triggers: list[_Trigger] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -93,28 +94,7 @@ class FaultProxy:
         class Handler(_Handler):
             owner = proxy
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the proxy is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._listen(Handler, _QuietServer)
 
     # -- what tests use ---------------------------------------------------------------------
     def count(self, method: str | None = None, pattern: str = "") -> int:
