@@ -82,6 +82,20 @@ speaker_labels: [{", ".join(labels)}]
 _PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+)( failed)?", re.MULTILINE)  # esl-build's reporter
 
 
+def snapshot(top: Path, skip: Path | None = None) -> dict[str, bytes | str]:
+    """Every file under ``top`` (but the folder ``skip``), as its bytes, or a symlink's target:
+    compare two snapshots to see that a run wrote nothing it should not have."""
+    found: dict[str, bytes | str] = {}
+    for folder, dirs, files in os.walk(top):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if here / d != skip]
+        for name in files + [d for d in dirs if (here / d).is_symlink()]:
+            path = here / name
+            key = path.relative_to(top).as_posix()
+            found[key] = os.readlink(path) if path.is_symlink() else path.read_bytes()
+    return found
+
+
 @dataclass
 class DoitRun:
     """What one ``doit`` invocation printed, sorted by task outcome.

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from esl_build.testing.repo import LessonsRepo, lesson_text
+from esl_build.testing.repo import snapshot as snapshot_files
 
 CASES = Path(__file__).resolve().parents[1] / "hostile"
 MANIFEST = "lessons/unit1.manifest.json"
@@ -42,16 +43,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def snapshot(top: Path) -> dict[str, bytes | str]:
-    """Every file under ``top`` except the repository's ``build/``: bytes, or a link's target."""
-    found: dict[str, bytes | str] = {}
-    for folder, dirs, files in os.walk(top):
-        here = Path(folder)
-        dirs[:] = [d for d in dirs if here / d != top / "repo" / "build"]
-        for name in files + [d for d in dirs if (here / d).is_symlink()]:
-            path = here / name
-            key = path.relative_to(top).as_posix()
-            found[key] = os.readlink(path) if path.is_symlink() else path.read_bytes()
-    return found
+    """Every file under ``top`` but the repository's ``build/``: its bytes, or a link's target."""
+    return snapshot_files(top, skip=top / "repo" / "build")
 
 
 def patch(doc: dict[str, Any], dotted: str, value: Any) -> None:

@@ -27,6 +27,7 @@ from esl_build import cli
 from esl_build.settings import ENV_VARS
 from esl_build.testing.fake_elevenlabs import VOICES, FakeElevenLabs
 from esl_build.testing.fake_notion import FakeNotion
+from esl_build.testing.repo import snapshot as snapshot_files
 from esl_build.voices.catalog import catalog_bytes
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -42,15 +43,7 @@ MANIFEST = re.compile(r"^repo/lessons/.*\.manifest\.json$")
 
 def snapshot(top: Path) -> dict[str, bytes | str]:
     """Every file under ``top`` but the repository's ``build/``: its bytes, or a link's target."""
-    found: dict[str, bytes | str] = {}
-    for folder, dirs, files in os.walk(top):
-        here = Path(folder)
-        dirs[:] = [d for d in dirs if here / d != top / "repo" / "build"]
-        for name in files + [d for d in dirs if (here / d).is_symlink()]:
-            path = here / name
-            key = path.relative_to(top).as_posix()
-            found[key] = os.readlink(path) if path.is_symlink() else path.read_bytes()
-    return found
+    return snapshot_files(top, skip=top / "repo" / "build")
 
 
 @dataclass
