@@ -47,6 +47,7 @@ from markupsafe import Markup, escape
 from esl_build.errors import ConfigInvalid, PublishError
 from esl_build.files import atomic_write, contains, relative_to, shown
 from esl_build.fingerprint import sha256_bytes
+from esl_build.lesson.model import Span
 from esl_build.notion.render import CODE_COLOUR, STUDY_TEXT_ROLE, Node
 from esl_build.notion.render import render as render_blocks
 from esl_build.services.protocols import PageSpec
@@ -99,16 +100,11 @@ class IndexEntry:
     failure: str = ""  # why its earliest failed stage failed ("validate: lessons/…:12: …")
 
 
-@dataclass(frozen=True)
-class _Run:
-    """One rich-text item of a Notion block, for the templates."""
+@dataclass(frozen=True, slots=True)
+class _Run(Span):
+    """One rich-text item of a Notion block, for the templates: the lesson's own ``Span``
+    annotations, and its colour class."""
 
-    text: str
-    bold: bool = False
-    italic: bool = False
-    strike: bool = False
-    code: bool = False
-    link: str | None = None
     classes: str = ""  # its colour, when the runs around it have another
 
 
