@@ -18,8 +18,9 @@ boto3 is imported by ``s3_client`` only, when s3 storage or the S3 manifest stor
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from esl_build.errors import ConfigInvalid, StorageError
@@ -64,6 +65,25 @@ def error_code(exc: Exception) -> str:
     """The S3 error code of a botocore ``ClientError`` ("" for anything else)."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
+
+
+T = TypeVar("T")
+MISSING = frozenset({"404", "NoSuchKey", "NotFound"})  # the codes S3 answers for no object
+
+
+def _unless_missing(call: Callable[[], T], doing: str) -> T | None:
+    """``call()``'s answer, or None when S3 says there is no such object; any other failure
+    is a ``StorageError`` saying what was being done."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return call()
+    except ClientError as exc:
+        if error_code(exc) in MISSING:
+            return None
+        raise storage_error(exc, doing) from None
+    except BotoCoreError as exc:
+        raise storage_error(exc, doing) from None
 
 
 def storage_error(exc: Exception, doing: str) -> StorageError:
@@ -193,15 +213,8 @@ class S3Storage:
                 "url": self.url_for(key), "sent": sent}
 
     def _head(self, key: str, where: str) -> dict[str, Any] | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-        try:
-            return dict(self.client.head_object(Bucket=self.bucket, Key=key))
-        except ClientError as exc:
-            if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise storage_error(exc, f"cannot look up {where}") from None
-        except BotoCoreError as exc:
-            raise storage_error(exc, f"cannot look up {where}") from None
+        return _unless_missing(lambda: dict(self.client.head_object(Bucket=self.bucket, Key=key)),
+                               f"cannot look up {where}")
 
     def _upload(self, path: Path, key: str, sha256: str, content_type: str,
                 where: str) -> str:
@@ -264,15 +277,8 @@ class S3Storage:
 
     def read_object(self, key: str) -> bytes | None:
         """The bytes stored at ``key``, or None when there is no such object."""
-        from botocore.exceptions import BotoCoreError, ClientError
-        try:
-            return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except ClientError as exc:
-            if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise storage_error(exc, f"cannot read s3://{self.bucket}/{key}") from None
-        except BotoCoreError as exc:
-            raise storage_error(exc, f"cannot read s3://{self.bucket}/{key}") from None
+        found = self.read_object_version(key)
+        return None if found is None else found[0]
 
     def write_object(self, key: str, data: bytes, *, content_type: str) -> None:
         """Store ``data`` at ``key`` (one PUT; S3 replaces objects atomically)."""
@@ -285,16 +291,11 @@ class S3Storage:
 
     def read_object_version(self, key: str) -> tuple[bytes, str] | None:
         """The bytes stored at ``key`` and their ETag, or None when there is no such object."""
-        from botocore.exceptions import BotoCoreError, ClientError
-        try:
+        def get() -> tuple[bytes, str]:
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
             return bytes(answer["Body"].read()), str(answer["ETag"])
-        except ClientError as exc:
-            if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise storage_error(exc, f"cannot read s3://{self.bucket}/{key}") from None
-        except BotoCoreError as exc:
-            raise storage_error(exc, f"cannot read s3://{self.bucket}/{key}") from None
+
+        return _unless_missing(get, f"cannot read s3://{self.bucket}/{key}")
 
     def write_object_if(self, key: str, data: bytes, *, content_type: str,
                         version: str | None) -> str | None:

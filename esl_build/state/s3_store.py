@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from esl_build.errors import ConfigInvalid, LeaseHeld, StateError, WriteConflict
 from esl_build.files import relative_to
-from esl_build.services.s3 import error_code, s3_client, storage_error
+from esl_build.services.s3 import MISSING, error_code, s3_client, storage_error
 from esl_build.state import manifest as mf
 from esl_build.state.listed import ListedStore
 from esl_build.state.stores import Lease, Version, kept_alive, owner_id, places_of
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from esl_build.settings import Settings
 
 SUFFIX = ".manifest.json"
-_MISSING = {"404", "NoSuchKey", "NotFound"}
 _CONFLICT = {"412", "PreconditionFailed", "409", "ConditionalRequestConflict"}
 
 
@@ -114,7 +113,7 @@ class S3ManifestStore(ListedStore):
             answer = self.client.get_object(Bucket=self.bucket, Key=self.key(lesson_id))
             data = answer["Body"].read()
         except ClientError as exc:
-            if error_code(exc) in _MISSING:
+            if error_code(exc) in MISSING:
                 self._forget(lesson_id)
                 return None, None
             raise _state_error(exc, f"cannot read {self.location(lesson_id)}") from None
@@ -225,7 +224,7 @@ class S3ManifestStore(ListedStore):
             answer = self.client.get_object(Bucket=self.bucket, Key=self.lease_key(lesson_id))
             held = json.loads(answer["Body"].read())
         except ClientError as exc:
-            if error_code(exc) in _MISSING:
+            if error_code(exc) in MISSING:
                 return {}, None
             raise _state_error(exc, f"cannot read the lease of {lesson_id}") from None
         except BotoCoreError as exc:
