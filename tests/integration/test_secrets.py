@@ -89,6 +89,17 @@ class Collected:
             text = text.decode("utf-8", "replace")
         self.texts[where] = self.texts.get(where, "") + text
 
+    def add_runs(self, runs: list[Any]) -> None:
+        """What each run printed, as ``run <n>``."""
+        for n, run in enumerate(runs):
+            self.add(f"run {n}", run.stdout + run.stderr)
+
+    def add_files(self, top: Path) -> None:
+        """Every file under ``top`` (symlinks are not followed), as ``file <path>``."""
+        for path in sorted(top.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                self.add(f"file {path.relative_to(top)}", path.read_bytes())
+
     def leaks(self) -> list[tuple[str, str]]:
         found = []
         places = {**self.texts, "events": json.dumps(self.events, default=str),
@@ -276,9 +287,7 @@ def collected(tmp_path_factory: pytest.TempPathFactory, servers: Any,
             continue
         seen.add(f"log {record.name}", f"{record.getMessage()} {record.args!r} "
                  f"{record.exc_text or ''}\n")
-    for path in sorted(top.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            seen.add(f"file {path.relative_to(top)}", path.read_bytes())
+    seen.add_files(top)
     with notion.lock:
         for node in notion.nodes.values():
             seen.add("notion pages and blocks", json.dumps(
@@ -340,11 +349,8 @@ def test_a_postgres_dsn_password_never_shows(tmp_path: Path) -> None:
     assert "unit1" in runs[1].stdout and runs[2].returncode != 0 and runs[3].returncode != 0
     assert "manifest database" in runs[2].stderr, runs[2].stderr
     seen = Collected()
-    for n, run in enumerate(runs):
-        seen.add(f"run {n}", run.stdout + run.stderr)
-    for path in sorted(tmp_path.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            seen.add(f"file {path.relative_to(tmp_path)}", path.read_bytes())
+    seen.add_runs(runs)
+    seen.add_files(tmp_path)
     assert any("events.jsonl" in where for where in seen.texts)
     assert not seen.leaks(), seen.leaks()
 
@@ -397,9 +403,6 @@ def test_the_config_service_token_never_shows(tmp_path: Path) -> None:
     assert "HTTP 401" in runs[1].stderr and "HTTP 500" in runs[2].stderr, \
         [r.stderr for r in runs]
     seen = Collected()
-    for n, run in enumerate(runs):
-        seen.add(f"run {n}", run.stdout + run.stderr)
-    for path in sorted(tmp_path.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            seen.add(f"file {path.relative_to(tmp_path)}", path.read_bytes())
+    seen.add_runs(runs)
+    seen.add_files(tmp_path)
     assert not seen.leaks(), seen.leaks()
