@@ -69,12 +69,47 @@ def join(parts: Sequence[Pcm], gap_seconds: float, rate: int | None = None) -> P
 
 def encode_mp3(pcm: Pcm, *, bitrate_kbps: int = 64) -> bytes:
     """``pcm`` as a mono constant-bitrate MP3 at ``pcm.rate``; the same PCM gives the same bytes."""
-    encoder = lameenc.Encoder()
-    encoder.set_in_sample_rate(pcm.rate)
-    encoder.set_channels(1)
-    encoder.set_bit_rate(bitrate_kbps)
-    encoder.set_quality(2)  # LAME's "high quality" preset: slower search, same determinism
-    return bytes(encoder.encode(pcm.samples) + encoder.flush())
+    stream = Mp3Stream(pcm.rate, bitrate_kbps=bitrate_kbps)
+    stream.add(pcm)
+    return stream.finish()
+
+
+class Mp3Stream:
+    """An MP3 encoded as its PCM arrives, so a track is ready moments after its last part.
+
+    The same samples give the same bytes however they are split between ``add`` calls (LAME
+    buffers whole frames), so ``encode_mp3(join(parts, gap))`` and adding the parts and gaps
+    one by one agree byte for byte. Parts at another rate are resampled to ``rate``. LAME
+    releases the GIL while it encodes: other threads' requests go on meanwhile."""
+
+    def __init__(self, rate: int, *, bitrate_kbps: int = 64):
+        self.rate = rate
+        self.samples = 0
+        self._encoder = lameenc.Encoder()
+        self._encoder.set_in_sample_rate(rate)
+        self._encoder.set_channels(1)
+        self._encoder.set_bit_rate(bitrate_kbps)
+        self._encoder.set_quality(2)  # LAME's "high quality" preset: slower, same determinism
+        self._chunks: list[bytes] = []
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / self.rate
+
+    def add(self, pcm: Pcm) -> None:
+        """Append ``pcm`` (resampled to the stream's rate)."""
+        samples = resample(pcm, self.rate).samples
+        self.samples += len(samples) // 2
+        self._chunks.append(bytes(self._encoder.encode(samples)))
+
+    def pause(self, seconds: float) -> None:
+        """Append ``seconds`` of silence."""
+        self.add(silence(seconds, self.rate))
+
+    def finish(self) -> bytes:
+        """The whole MP3; the stream takes nothing more."""
+        self._chunks.append(bytes(self._encoder.flush()))
+        return b"".join(self._chunks)
 
 
 def write_mp3(path: str | os.PathLike[str], mp3_bytes: bytes, *, title: str | None,

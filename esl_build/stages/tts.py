@@ -230,26 +230,34 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
         return pcm
 
     unique = sorted({key: i for i, key in reversed(list(enumerate(keys)))}.values())
-    futures = [request_pool(project).submit(fetch, i) for i in unique]
+    pool = request_pool(project)
+    futures = {keys[i]: pool.submit(fetch, i) for i in unique}
+    settings = assembly(project)
+    stream: audio.Mp3Stream | None = None
     try:
-        fetched = {keys[i]: future.result() for i, future in zip(unique, futures, strict=True)}
+        # Encoded in order as the parts arrive: the pool answers them in about that order,
+        # so the MP3 is done moments after the last answer.
+        for key in keys:
+            part = futures[key].result()
+            if stream is None:
+                stream = audio.Mp3Stream(part.rate, bitrate_kbps=int(settings["bitrate"]))
+                stream.pause(settings["lead"])
+            else:
+                stream.pause(settings["gap"])
+            stream.add(part)
     except BaseException as error:
-        for future in futures:
+        for future in futures.values():
             future.cancel()  # not started yet: nothing of it was paid for
-        wait(futures)  # what is in flight is paid for: let it reach the cache
+        wait(futures.values())  # what is in flight is paid for: let it reach the cache
         if not isinstance(error, VoiceError):
             raise
         raise VoiceError(f"tts:{plan.lesson_id} ({project.display_path(plan.lesson_id)}): "
                          f"{_bare(error)}; the {len(made)} request(s) paid for in this run "
                          "are kept in the cache", retryable=error.retryable,
                          request_id=error.request_id) from None
-    parts = [fetched[key] for key in keys]
-    settings = assembly(project)
-    rate = max(part.rate for part in parts)
-    speech = audio.join(parts, settings["gap"], rate)
-    track = audio.join([audio.silence(settings["lead"], rate), speech,
-                        audio.silence(settings["tail"], rate)], 0.0)
-    data = audio.encode_mp3(track, bitrate_kbps=int(settings["bitrate"]))
+    assert stream is not None  # _requests refuses a study text with nothing to say
+    stream.pause(settings["tail"])
+    data = stream.finish()
     target = mp3_path(project, plan.lesson_id)
     audio.write_mp3(target, data, title=lesson.frontmatter.title,
                     album=lesson.frontmatter.level and f"esl-build {lesson.frontmatter.level}",
@@ -260,7 +268,7 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     billed = sum(made.values())
     digest = sha256_bytes(written)
     outputs: dict[str, Any] = {
-        "mp3": project.relative(target), "sha256": digest, "seconds": round(track.seconds, 2),
+        "mp3": project.relative(target), "sha256": digest, "seconds": round(stream.seconds, 2),
         "lines": sum(len(r.turns) for r in requests), "requests": len(keys),
         "mode": requests[0].mode, "synthesized": len(made), "voices": choices,
         "casting": memo.get("ttsCastingDigest", "")}
