@@ -57,7 +57,7 @@ from esl_build.voices.catalog import (
 )
 
 if TYPE_CHECKING:
-    from elevenlabs.client import ElevenLabs
+    from elevenlabs.base_client import BaseElevenLabs
     from elevenlabs.core.api_error import ApiError
 
 T = TypeVar("T")
@@ -142,7 +142,7 @@ class ElevenLabsVoice:
     remote = True
 
     def __init__(self, settings: ElevenLabsSettings, config: Config, config_dir: Path,
-                 root: Path, client: ElevenLabs | None = None):
+                 root: Path, client: BaseElevenLabs | None = None):
         if settings.api_key is None:
             raise ConfigInvalid("the elevenlabs voice needs ELEVENLABS_API_KEY; unset "
                                 "ESL_BUILD_VOICE (or set it to espeak) to build offline")
@@ -233,15 +233,18 @@ class ElevenLabsVoice:
 
     # -- the API ------------------------------------------------------------------------------
     @property
-    def client(self) -> ElevenLabs:
+    def client(self) -> BaseElevenLabs:
+        """The SDK's generated client: every endpoint we call, without the extras the
+        ``elevenlabs.client.ElevenLabs`` subclass adds (realtime websockets, flows, music),
+        whose import would double the time to the first request."""
         with self._client_lock:
             if self._client is None:
                 import httpx
-                from elevenlabs.client import ElevenLabs
+                from elevenlabs.base_client import BaseElevenLabs
 
                 key = self._settings.api_key
                 assert key is not None  # checked in __init__
-                self._client = ElevenLabs(
+                self._client = BaseElevenLabs(
                     api_key=key.reveal(), base_url=self._settings.base_url,
                     timeout=self._settings.timeout,
                     httpx_client=httpx.Client(timeout=self._settings.timeout))
