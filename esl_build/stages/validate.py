@@ -47,7 +47,7 @@ def apply(project: Project, plan: Plan, manifest: dict[str, Any]) -> Outcome:
     target = lesson_json_path(project, plan.lesson_id)
     atomic_write(target, data)
     return Outcome({"lessonJson": project.relative(target), "sha256": sha256_bytes(data),
-                    "warnings": len(lesson.warnings), **summary(lesson), **digests(lesson)})
+                    "warnings": len(lesson.warnings), **_outputs(project, plan)})
 
 
 def durable(project: Project, lesson_id: str, record: dict[str, Any],
@@ -67,13 +67,22 @@ def current(project: Project, lesson_id: str, manifest: dict[str, Any]) -> dict[
     validated: dict[str, Any] | None = memo.get("validated")
     if validated is None:
         record = record_of(manifest, "validate")
-        if record is not None and plan(project, lesson_id, manifest).matches(record):
-            validated = record["outputs"]
-        else:
-            lesson = project.lesson(lesson_id)
-            validated = {**summary(lesson), **digests(lesson)}
+        current_plan = plan(project, lesson_id, manifest)
+        validated = record["outputs"] if record is not None and current_plan.matches(record) \
+            else _outputs(project, current_plan)
         memo["validated"] = validated
     return validated
+
+
+def _outputs(project: Project, plan: Plan) -> dict[str, Any]:
+    """Summary and digests of the lesson as planned, worked out once per run and source
+    (later stages' plans ask for them before the stage has run, and the stage again)."""
+    memo = project.memo.setdefault("validateOutputs", {})
+    key = (plan.lesson_id, plan.inputs["source"])
+    if key not in memo:
+        lesson = project.lesson(plan.lesson_id)
+        memo[key] = {**summary(lesson), **digests(lesson)}
+    return dict(memo[key])
 
 
 def lesson_json_path(project: Project, lesson_id: str) -> Path:
@@ -89,8 +98,7 @@ def summary(lesson: Lesson) -> dict[str, Any]:
 
 def digests(lesson: Lesson) -> dict[str, str]:
     """Fingerprints of what the page shows and of what the audio says."""
-    fm = _without_lines(dataclasses.asdict(lesson.frontmatter))
-    blocks = [_without_lines(dataclasses.asdict(block)) for block in lesson.blocks]
+    fm = _content(lesson.frontmatter)
     speech: dict[str, Any] = {
         "title": lesson.frontmatter.title,
         "profiles": fm["speaker_profiles"],
@@ -98,13 +106,23 @@ def digests(lesson: Lesson) -> dict[str, str]:
         "segments": [] if lesson.study_text is None else
         [[s.speaker, s.text] for s in lesson.study_text.segments],
     }
-    return {"pageDigest": fingerprint({"frontmatter": fm, "blocks": blocks}),
+    return {"pageDigest": fingerprint({"frontmatter": fm,
+                                       "blocks": [_content(b) for b in lesson.blocks]}),
             "speechDigest": fingerprint(speech)}
 
 
-def _without_lines(value: Any) -> Any:
+def _content(value: Any) -> Any:
+    """``value`` as plain data without its line numbers: what ``dataclasses.asdict`` gives,
+    with every ``line``/``lines`` key left out and tuples as lists, in one walk (asdict
+    copies the tree first, which was most of a lesson's validation time)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _content(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name not in _LINE_FIELDS}
     if isinstance(value, dict):
-        return {k: _without_lines(v) for k, v in value.items() if k not in ("line", "lines")}
+        return {k: _content(v) for k, v in value.items() if k not in _LINE_FIELDS}
     if isinstance(value, list | tuple):
-        return [_without_lines(v) for v in value]
+        return [_content(v) for v in value]
     return value
+
+
+_LINE_FIELDS = frozenset({"line", "lines"})
