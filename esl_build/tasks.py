@@ -14,6 +14,8 @@ fails stops only its lesson's later stages, and the run exits with 1.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from doit.exceptions import TaskError, TaskFailed
 
 from esl_build.errors import ConfigInvalid, EslBuildError, Problem
 from esl_build.reporter import BuildReporter
-from esl_build.stages import STAGES, UPSTREAM
+from esl_build.stages import UPSTREAM
 from esl_build.state.doit_backend import doit_project
 
 if TYPE_CHECKING:
@@ -33,11 +35,18 @@ DOIT_CONFIG = {
     "backend": "manifest",     # esl_build.state.doit_backend.ManifestBackend (entry point)
     "dep_file": "lessons",     # unused by the manifest backend: no .doit.db is written
     "reporter": BuildReporter,
-    "default_tasks": [*STAGES, "index"],
+    # doit dispatches ready tasks in this order: tts before import, so the slow, paid
+    # requests start first and the pages are published while they are in flight.
+    "default_tasks": ["validate", "tts", "import", "upload", "add-audio", "index"],
     # A broken lesson stops only itself: the other lessons are built (`--no-continue` stops
     # at the first failure).
     "continue": True,
 }
+
+# The process exits right after its last task: freezing the heap first spares the
+# interpreter's final garbage collection over every module and SDK class it loaded (about
+# 0.1 s, a third of a no-op build). Objects are still released; only that last pass is skipped.
+atexit.register(gc.freeze)
 
 STAGE_DOCS = {
     "validate": "Check each lesson and write build/<id>/lesson.json.",
