@@ -693,6 +693,9 @@ def _error(refused: _Refused) -> tuple[int, dict[str, Any], dict[str, str]]:
 def _handler(fake: FakeNotion) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes: with Nagle on, the body waits for the
+        # client's delayed ACK of the headers, 40 ms per answer. Servers turn it off.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
