@@ -6,8 +6,10 @@ build on the k-th request of the stage's kind, either before forwarding it or on
 service has applied it (the answer then never arrives: the hardest case, a page created
 that no manifest knows of). ElevenLabs requests are killed before forwarding only: an answer
 billed and then lost is billed again by any client, so it would prove nothing. The local
-stage (validate) is killed by time, a few milliseconds after its k-th start. The stage the
-build was in is read from the event log, and every stage must be met.
+stage (validate) is killed by time, a few milliseconds after its k-th start; tts comes next,
+so such a kill can land while a request is in flight: that answer alone may be billed again
+(``killed_in_flight``). The stage the build was in is read from the event log, and every
+stage must be met.
 
 After each kill every manifest is readable and valid; after the rebuild the invariants of
 ``check_invariants`` hold and every stage record that existed at the kill is unchanged (a
@@ -147,6 +149,21 @@ def calibrate(moto_url: str, tmp: Path) -> dict[str, int]:
     return {"validate": len(lessons()), **counts}
 
 
+def killed_in_flight(stack: Stack) -> Counter[str]:
+    """Texts whose paid answer the kill may have lost: a build killed (by time, or on
+    another service's request) while ElevenLabs worked on a request, or before it stored an
+    answer, pays for it again, as any client would. Each of the voice's request threads
+    (twice ``ELEVENLABS_CONCURRENCY``) holds at most one such request, so only the last
+    ones ElevenLabs received can be lost; a line billed twice beyond them fails."""
+    threads = 2 * int(SEQUENTIAL["ELEVENLABS_CONCURRENCY"])
+    received = [r for r in stack.proxies["elevenlabs"].requests if "/text-to-" in r.path]
+    lost: Counter[str] = Counter()
+    for request in received[-threads:]:
+        body = json.loads(request.body)
+        lost.update(item["text"] for item in body.get("inputs") or [body])
+    return lost
+
+
 def kill_and_rebuild(moto_url: str, tmp: Path, stage: str, k: int, after: bool,
                      delay: float) -> str:
     """One round: a fresh stack and repository, a build killed at the point, checks, a
@@ -163,9 +180,10 @@ def kill_and_rebuild(moto_url: str, tmp: Path, stage: str, k: int, after: bool,
             errors = [e.message for e in
                       jsonschema.Draft202012Validator(SCHEMA).iter_errors(manifest)]
             assert not errors, (where, path.name, errors)
+        lost = killed_in_flight(stack)
         rebuild = repo.doit()
         assert rebuild.returncode == 0, where + "\n" + rebuild.stdout + rebuild.stderr
-        check_invariants(stack, repo, list(lessons()))
+        check_invariants(stack, repo, list(lessons()), lost=lost)
         now = stage_records(repo)
         redone = sorted(f"{stage}:{lesson}" for (lesson, stage), record in before.items()
                         if now.get((lesson, stage)) != record)
