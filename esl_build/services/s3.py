@@ -44,7 +44,11 @@ def s3_client(settings: S3Settings) -> Any:
 
     config = Config(s3={"addressing_style": settings.addressing_style},
                     signature_version="s3v4",
-                    retries={"mode": "standard", "max_attempts": 5},
+                    # botocore's "legacy" retries (5xx, throttling, dropped connections,
+                    # RequestTimeout), not "standard": standard also keeps a retry quota
+                    # per client that a steady fault rate drains, after which nothing is
+                    # retried at all (seen at 20 % faults: whole builds failing twice).
+                    retries={"mode": "legacy", "max_attempts": 5},
                     request_checksum_calculation=settings.request_checksum,
                     response_checksum_validation=settings.response_checksum,
                     connect_timeout=min(10, settings.timeout),
