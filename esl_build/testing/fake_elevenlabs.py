@@ -44,11 +44,10 @@ import wave
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from esl_build.testing.loopback import LoopbackServer
+from esl_build.testing.loopback import LoopbackHandler, LoopbackServer
 
 SENTINEL_KEY = "sk-fake-elevenlabs-0123456789abcdef"
 SECONDS_PER_CHARACTER = 0.05
@@ -222,16 +221,8 @@ class _ApiError(Exception):
         self.headers = headers or {}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     server_fake: FakeElevenLabs
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in two writes: with Nagle on, the body waits for the
-    # client's delayed ACK of the headers, 40 ms per answer. Servers turn it off.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
     # -- routing ----------------------------------------------------------------------------
     def do_GET(self) -> None:
         self._serve("GET")

@@ -45,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from esl_build.notion.render import LANGUAGES  # Notion's list: one copy
+from esl_build.testing.loopback import LoopbackHandler
 
 BOT = "bot-esl-build-0000-0000-000000000000"
 HUMAN = "user-teacher-0000-0000-000000000000"
@@ -691,12 +692,7 @@ def _error(refused: _Refused) -> tuple[int, dict[str, Any], dict[str, str]]:
 
 
 def _handler(fake: FakeNotion) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body leave in two writes: with Nagle on, the body waits for the
-        # client's delayed ACK of the headers, 40 ms per answer. Servers turn it off.
-        disable_nagle_algorithm = True
-
+    class Handler(LoopbackHandler):
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
@@ -712,8 +708,5 @@ def _handler(fake: FakeNotion) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         do_GET = do_POST = do_PATCH = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
 
     return Handler

@@ -31,11 +31,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from esl_build.testing.loopback import LoopbackServer
+from esl_build.testing.loopback import LoopbackHandler, LoopbackServer
 
 FAULTS = ("429", "5xx", "lost", "slow", "drop")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection",
@@ -170,16 +170,8 @@ class _QuietServer(ThreadingHTTPServer):
         """A client that hangs up (a killed build, a timed-out request) is expected here."""
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     owner: FaultProxy
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in two writes: with Nagle on, the body waits for the
-    # client's delayed ACK of the headers, 40 ms per answer. Servers turn it off.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
     def _body(self) -> bytes:
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
             parts: list[bytes] = []
